@@ -1,0 +1,1 @@
+"""What every console service shares: settings, subjects, messages, bus, database, logs, metrics."""

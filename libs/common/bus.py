@@ -1,0 +1,233 @@
+"""NATS and JetStream: connect, declare streams idempotently, publish facts, consume durably.
+
+Delivery is at least once: a consumed message is acknowledged only after its handler returned;
+a handler that fails for a transient reason (database or bus down) gets the message again after
+a delay; a message that can never be handled (invalid, or redelivered too often) goes to the
+dead-letter stream with its reason and is terminated, so it never blocks the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from libs.common import metrics
+from libs.common.codec import encode
+from libs.common.errors import ConsoleError
+from libs.common.subjects import DEVICE_IN_MAX_AGE_S, EVENTS_MAX_AGE_S, Subjects
+
+log = logging.getLogger(__name__)
+
+# A handler that takes longer than this is presumed dead and its message redelivered.
+ACK_WAIT_S = 60.0
+# After this many deliveries a message is poison: dead-lettered, never retried again.
+MAX_DELIVER = 20
+# Redelivery delay after a transient failure (database down, bus hiccup).
+RETRY_DELAY_S = 2.0
+# Dead letters are kept this long for an operator to inspect.
+DEAD_MAX_AGE_S = 14 * 24 * 3600
+
+
+async def connect(url: str, name: str) -> NATS:
+    """Connect with endless reconnects: a NATS restart is an outage to ride out, not a crash."""
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected", extra={"url": url})
+        metrics.BUS_DISCONNECTS.inc()
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected", extra={"url": url})
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc)
+
+    return await nats.connect(
+        servers=[url],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=3,
+        allow_reconnect=True,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+    )
+
+
+def stream_configs(subjects: Subjects) -> list[StreamConfig]:
+    return [
+        StreamConfig(
+            name=subjects.device_in_stream, subjects=[subjects.device_in_all],
+            retention=RetentionPolicy.INTEREST, storage=StorageType.FILE,
+            max_age=DEVICE_IN_MAX_AGE_S, discard=DiscardPolicy.OLD, duplicate_window=120,
+        ),
+        StreamConfig(
+            name=subjects.device_out_stream, subjects=[subjects.device_out_all],
+            retention=RetentionPolicy.INTEREST, storage=StorageType.FILE,
+            max_age=DEVICE_IN_MAX_AGE_S, discard=DiscardPolicy.OLD, duplicate_window=120,
+        ),
+        StreamConfig(
+            name=subjects.events_stream, subjects=list(subjects.events_all),
+            retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
+            max_age=EVENTS_MAX_AGE_S, discard=DiscardPolicy.OLD, duplicate_window=120,
+        ),
+        StreamConfig(
+            name=subjects.dead_stream, subjects=[subjects.dead_letter],
+            retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
+            max_age=DEAD_MAX_AGE_S, discard=DiscardPolicy.OLD,
+        ),
+    ]
+
+
+async def declare_streams(js: JetStreamContext, subjects: Subjects) -> None:
+    """Create or update the console's streams; safe to call from every service at start."""
+    for config in stream_configs(subjects):
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await js.update_stream(config)
+
+
+async def publish_fact(js: JetStreamContext, subject: str, fact: Any,
+                       msg_id: str | None = None) -> None:
+    """Publish a fact to the EVENTS stream; `msg_id` makes a retried publish land once."""
+    headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+    await js.publish(subject, encode(fact), headers=headers)
+
+
+BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
+
+
+class DurableConsumer:
+    """A durable pull consumer handled in batches, shared by all replicas of a service.
+
+    The handler receives up to `batch_size` messages and must ack (or term) each one it has
+    finished with; messages it leaves alone are acked when it returns. When it raises, every
+    message it left alone is nak'ed with a delay, to be delivered again (to any replica).
+    """
+
+    def __init__(self, js: JetStreamContext, *, stream: str, durable: str,
+                 filter_subjects: Sequence[str], handler: BatchHandler, batch_size: int = 100,
+                 fetch_timeout_s: float = 1.0, deliver_new: bool = False,
+                 ack_wait_s: float = ACK_WAIT_S) -> None:
+        self.js = js
+        self.stream = stream
+        self.durable = durable
+        self.filter_subjects = list(filter_subjects)
+        self.handler = handler
+        self.batch_size = batch_size
+        self.fetch_timeout_s = fetch_timeout_s
+        self.deliver_policy = DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL
+        self.ack_wait_s = ack_wait_s
+        self._stopping = asyncio.Event()
+
+    async def ensure(self) -> JetStreamContext.PullSubscription:
+        config = ConsumerConfig(
+            durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=self.deliver_policy, ack_wait=self.ack_wait_s,
+            max_deliver=MAX_DELIVER + 1, max_ack_pending=max(1000, self.batch_size * 4),
+            filter_subjects=self.filter_subjects if len(self.filter_subjects) > 1 else None,
+            filter_subject=self.filter_subjects[0] if len(self.filter_subjects) == 1 else None,
+        )
+        try:
+            await self.js.add_consumer(self.stream, config)
+        except nats.js.errors.BadRequestError:
+            log.info("consumer %s exists with another config; keeping it", self.durable)
+        return await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        sub = await self.ensure()
+        while not self._stopping.is_set():
+            try:
+                msgs = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                    nats.js.errors.APIError, nats.errors.NoRespondersError) as exc:
+                log.warning("fetch from %s failed: %s", self.durable, exc)
+                await asyncio.sleep(1.0)
+                continue
+            await self._handle(msgs)
+
+    async def _handle(self, msgs: list[Msg]) -> None:
+        fresh: list[Msg] = []
+        for msg in msgs:
+            if msg.metadata.num_delivered > MAX_DELIVER:
+                await dead_letter(self.js, msg, f"redelivered {MAX_DELIVER} times")
+            else:
+                fresh.append(msg)
+        if not fresh:
+            return
+        try:
+            await self.handler(fresh)
+        except Exception as exc:  # a transient failure: the messages come back later
+            log.warning("handler of %s failed, will retry: %r", self.durable, exc)
+            metrics.HANDLER_RETRIES.labels(consumer=self.durable).inc(len(fresh))
+            for msg in fresh:
+                if not msg.is_acked:
+                    await _quietly(msg.nak(delay=RETRY_DELAY_S))
+            return
+        for msg in fresh:
+            if not msg.is_acked:
+                await _quietly(msg.ack())
+
+
+async def dead_letter(js: JetStreamContext, msg: Msg, reason: str) -> None:
+    """Move a message that can never be handled to the dead-letter stream and terminate it."""
+    log.warning("dead-lettered %s: %s", msg.subject, reason)
+    metrics.DEAD_LETTERS.labels(subject=msg.subject.split(".")[2] if msg.subject.count(".") > 1
+                                else msg.subject).inc()
+    headers = {"Acuvim-Reason": reason[:500], "Acuvim-Subject": msg.subject}
+    try:
+        await js.publish(dead_letter_subject(msg.subject), msg.data, headers=headers)
+    except Exception as exc:  # never lose the stream position over a dead letter
+        log.error("could not dead-letter %s: %r", msg.subject, exc)
+    await _quietly(msg.term())
+
+
+def dead_letter_subject(subject: str) -> str:
+    return subject.split(".", 1)[0] + ".dead"
+
+
+def each(handle: Callable[[Msg], Awaitable[None]]) -> BatchHandler:
+    """Adapt a one-message handler: a ConsoleError (bad input) dead-letters that message only;
+    any other exception is transient and fails the rest of the batch for redelivery."""
+
+    async def run(msgs: Sequence[Msg]) -> None:
+        for msg in msgs:
+            try:
+                await handle(msg)
+            except ConsoleError as exc:
+                await dead_letter(msg._client.jetstream(), msg, f"{exc.title}: {exc.detail}")
+                continue
+            await _quietly(msg.ack())
+
+    return run
+
+
+async def _quietly(op: Awaitable[Any]) -> None:
+    try:
+        await op
+    except (nats.errors.Error, nats.js.errors.Error) as exc:
+        log.debug("ack/nak failed (redelivery will follow): %r", exc)

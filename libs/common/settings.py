@@ -1,0 +1,177 @@
+"""The one settings loader: typed values from ACUVIM_* variables, validated once at start.
+
+A bad value raises SettingsError naming the variable; `run_service` turns it into one clear log
+line and exit code 2, so a misconfigured service never half-starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+_TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class SettingsError(ValueError):
+    """A settings variable has a value the console cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    mqtt_url: str
+    nats_url: str
+    topic_prefix: str
+    http_host: str
+    http_port: int
+    public_base_url: str
+    jwt_secret: str | None
+    admin_email: str | None
+    admin_password: str | None
+    health_check_interval_s: float
+    degraded_multiplier: float
+    offline_multiplier: float
+    command_timeout_s: float
+    firmware_storage: str
+    telemetry_retention_days: int
+    # Internal settings (not in the contract, defaults fit a single machine).
+    data_dir: Path
+    bus_root: str
+    log_format: str
+    metrics_port: int
+    rpc_timeout_s: float
+    access_token_ttl_s: int
+    refresh_token_ttl_s: int
+    cors_origins: tuple[str, ...] = field(default=())
+
+    @property
+    def stream_prefix(self) -> str:
+        """JetStream stream names are upper-case and may not contain dots."""
+        return self.bus_root.upper().replace("-", "_")
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"expected a {'/'.join(schemes)} URL with a host")
+        parts.port  # noqa: B018 - raises ValueError on a non-numeric port
+        return raw
+
+    return parse
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port number 0-65535")
+    return value
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        value = kind(raw)
+        if not value > 0:  # type: ignore[operator]
+            raise ValueError("expected a positive number")
+        return value
+
+    return parse
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not pattern.match(raw):
+            raise ValueError(f"expected {what}")
+        return raw
+
+    return parse
+
+
+def _secret(raw: str) -> str:
+    if len(raw.encode()) < 32:
+        raise ValueError("expected at least 32 bytes")
+    return raw
+
+
+def _storage(raw: str) -> str:
+    if raw.startswith("s3://"):
+        if not urlsplit(raw).netloc:
+            raise ValueError("expected s3://bucket/prefix")
+        return raw
+    if "://" in raw:
+        raise ValueError("expected a folder or an s3://bucket/prefix URL")
+    return raw
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return raw
+
+    return parse
+
+
+def _read(env: Mapping[str, str], name: str, default: str | None, parse: Callable[[str], T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            return None  # type: ignore[return-value]
+        raw = default
+    try:
+        return parse(raw.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every ACUVIM_* variable; raise SettingsError on the first bad one."""
+    e = os.environ if env is None else env
+    s = str
+    return Settings(
+        database_url=_read(e, "ACUVIM_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/acuvim",
+                           _url(("postgresql", "postgres"))),
+        mqtt_url=_read(e, "ACUVIM_MQTT_URL", "mqtt://127.0.0.1:1883", _url(("mqtt", "mqtts"))),
+        nats_url=_read(e, "ACUVIM_NATS_URL", "nats://127.0.0.1:4222", _url(("nats", "tls"))),
+        topic_prefix=_read(e, "ACUVIM_TOPIC_PREFIX", "acuvim",
+                           _matching(_TOPIC_LEVEL, "one MQTT topic level of [A-Za-z0-9_-]")),
+        http_host=_read(e, "ACUVIM_HTTP_HOST", "127.0.0.1", s),
+        http_port=_read(e, "ACUVIM_HTTP_PORT", "8000", _port),
+        public_base_url=_read(e, "ACUVIM_PUBLIC_BASE_URL", "http://127.0.0.1:8000",
+                              _url(("http", "https"))).rstrip("/"),
+        jwt_secret=_read(e, "ACUVIM_JWT_SECRET", None, _secret),
+        admin_email=_read(e, "ACUVIM_ADMIN_EMAIL", None, s),
+        admin_password=_read(e, "ACUVIM_ADMIN_PASSWORD", None, s),
+        health_check_interval_s=_read(e, "ACUVIM_HEALTH_CHECK_INTERVAL_S", "30", _positive(float)),
+        degraded_multiplier=_read(e, "ACUVIM_DEGRADED_MULTIPLIER", "3", _positive(float)),
+        offline_multiplier=_read(e, "ACUVIM_OFFLINE_MULTIPLIER", "5", _positive(float)),
+        command_timeout_s=_read(e, "ACUVIM_COMMAND_TIMEOUT_S", "60", _positive(float)),
+        firmware_storage=_read(e, "ACUVIM_FIRMWARE_STORAGE", "./.data/firmware", _storage),
+        telemetry_retention_days=_read(e, "ACUVIM_TELEMETRY_RETENTION_DAYS", "365", _positive(int)),
+        data_dir=_read(e, "ACUVIM_DATA_DIR", "./.data", Path),
+        bus_root=_read(e, "ACUVIM_BUS_ROOT", "acuvim",
+                       _matching(_SUBJECT_TOKEN, "one NATS subject token of [A-Za-z0-9_-]")),
+        log_format=_read(e, "ACUVIM_LOG_FORMAT", "auto", _choice("auto", "json", "pretty")),
+        metrics_port=_read(e, "ACUVIM_METRICS_PORT", "0", _port),
+        rpc_timeout_s=_read(e, "ACUVIM_RPC_TIMEOUT_S", "5", _positive(float)),
+        access_token_ttl_s=_read(e, "ACUVIM_ACCESS_TOKEN_TTL_S", "86400", _positive(int)),
+        refresh_token_ttl_s=_read(e, "ACUVIM_REFRESH_TOKEN_TTL_S", "604800", _positive(int)),
+        cors_origins=_read(e, "ACUVIM_CORS_ORIGINS", "",
+                           lambda raw: tuple(o.strip() for o in raw.split(",") if o.strip())),
+    )
+
+
+def check_degraded_before_offline(settings: Settings) -> None:
+    if settings.degraded_multiplier >= settings.offline_multiplier:
+        raise SettingsError(
+            "ACUVIM_DEGRADED_MULTIPLIER must be below ACUVIM_OFFLINE_MULTIPLIER "
+            f"({settings.degraded_multiplier} >= {settings.offline_multiplier})"
+        )

@@ -1,0 +1,3 @@
+from services.commands.app import run
+
+run()

@@ -1,0 +1,3 @@
+from services.firmware.app import run
+
+run()

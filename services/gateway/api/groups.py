@@ -1,0 +1,49 @@
+"""Device groups (health service), group commands (commands) and group deploys (firmware)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Request, delete, get, post, put
+
+from services.gateway.api.forward import actor, query_dict, rpc_of
+from services.gateway.auth.guard import operator, viewer
+
+
+class GroupsController(Controller):
+    path = "/api/groups"
+    tags = ["groups"]
+
+    @get("/", guards=[viewer], summary="List groups")
+    async def list_groups(self, request: Request[Any, Any, Any]) -> Any:
+        return await rpc_of(request).call("health", "groups.list", query_dict(request))
+
+    @post("/", guards=[operator], summary="Create a group ({name, description?})")
+    async def create_group(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> Any:
+        return await rpc_of(request).call("health", "groups.create", data)
+
+    @put("/{group_id:uuid}", guards=[operator], summary="Update a group")
+    async def update_group(self, request: Request[Any, Any, Any], group_id: UUID,
+                           data: dict[str, Any]) -> Any:
+        return await rpc_of(request).call("health", "groups.update",
+                                          {**data, "group_id": str(group_id)})
+
+    @delete("/{group_id:uuid}", guards=[operator], status_code=204,
+            summary="Delete a group (its devices are kept, group cleared)")
+    async def delete_group(self, request: Request[Any, Any, Any], group_id: UUID) -> None:
+        await rpc_of(request).call("health", "groups.delete", {"group_id": str(group_id)})
+
+    @post("/{group_id:uuid}/command", guards=[operator], status_code=202,
+          summary="Send a command to every device of the group")
+    async def group_command(self, request: Request[Any, Any, Any], group_id: UUID,
+                            data: dict[str, Any]) -> Any:
+        payload = {**data, "group_id": str(group_id), "created_by": actor(request)}
+        return await rpc_of(request).call("commands", "group.send", payload)
+
+    @post("/{group_id:uuid}/deploy", guards=[operator], status_code=202,
+          summary="Deploy firmware to every device of the group")
+    async def group_deploy(self, request: Request[Any, Any, Any], group_id: UUID,
+                           data: dict[str, Any]) -> Any:
+        payload = {**data, "group_id": str(group_id), "created_by": actor(request)}
+        return await rpc_of(request).call("firmware", "deploy", payload)

@@ -1,0 +1,9 @@
+CREATE TABLE users (
+    id            UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    email         VARCHAR(254) UNIQUE NOT NULL,
+    password_hash TEXT NOT NULL,
+    role          VARCHAR(16) NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+    active        BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);

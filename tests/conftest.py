@@ -1,0 +1,35 @@
+"""Shared fixtures: one console per test session against the machine's real services."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.console import ALL_SERVICES, Console
+
+
+@pytest.fixture(scope="session")
+async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
+    """All six services running, with a 1 s health sweep and short command timeout."""
+    c = Console.for_session(
+        Path(tmp_path_factory.mktemp("console")),
+        ACUVIM_HEALTH_CHECK_INTERVAL_S="1",
+        ACUVIM_COMMAND_TIMEOUT_S="3",
+    )
+    c.start(*ALL_SERVICES)
+    try:
+        await c.wait_healthy(timeout_s=60)
+        yield c
+    finally:
+        c.stop_all()
+        await c.delete_streams()
+        await c.drop_database()
+
+
+@pytest.fixture
+def device_id() -> str:
+    """A fresh device id, unique to the test (ACV- and 12 upper-case hex digits)."""
+    return "ACV-" + uuid.uuid4().hex[:12].upper()
