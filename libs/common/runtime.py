@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ class Runtime:
     pool: asyncpg.Pool | None = None
     _consumers: list[bus.DurableConsumer] = field(default_factory=list)
     _loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = field(default_factory=list)
+    _workers: list[tuple[str, Callable[[], Coroutine[Any, Any, Any]]]] = field(
+        default_factory=list)
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -92,11 +94,17 @@ class Runtime:
         """Register a periodic job (a sweep); a failing run is logged and the next one runs."""
         self._loops.append((name, period_s, job))
 
+    def worker(self, name: str, run: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Register a long-running task (e.g. an MQTT connection) that watches `stopping` itself;
+        if it ends before `stopping` is set, the service stops with an error (to be restarted)."""
+        self._workers.append((name, run))
+
     async def serve(self) -> None:
         """Run RPC, consumers and loops until `stopping` is set."""
         await self.rpc.start()
         tasks = [asyncio.create_task(c.run(), name=c.durable) for c in self._consumers]
         tasks += [asyncio.create_task(self._loop(*loop), name=loop[0]) for loop in self._loops]
+        tasks += [asyncio.create_task(run(), name=name) for name, run in self._workers]
         log.info("%s ready", self.name)
         stop = asyncio.create_task(self.stopping.wait())
         done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,8 @@ class Settings:
     access_token_ttl_s: int
     refresh_token_ttl_s: int
     cors_origins: tuple[str, ...] = field(default=())
+    instance_id: str = "local"
+    mqtt_shared_subscriptions: bool = True
 
     @property
     def stream_prefix(self) -> str:
@@ -120,6 +123,20 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _default_instance_id() -> str:
+    """The host name as one subject token: stable across restarts (MQTT sessions rely on it)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:64] or "local"
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def _read(env: Mapping[str, str], name: str, default: str | None, parse: Callable[[str], T]) -> T:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -166,6 +183,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         refresh_token_ttl_s=_read(e, "ACUVIM_REFRESH_TOKEN_TTL_S", "604800", _positive(int)),
         cors_origins=_read(e, "ACUVIM_CORS_ORIGINS", "",
                            lambda raw: tuple(o.strip() for o in raw.split(",") if o.strip())),
+        instance_id=_read(e, "ACUVIM_INSTANCE_ID", _default_instance_id(),
+                          _matching(_SUBJECT_TOKEN, "a name of [A-Za-z0-9_-]")),
+        mqtt_shared_subscriptions=_read(e, "ACUVIM_MQTT_SHARED_SUBSCRIPTIONS", "true", _bool),
     )
 
 

@@ -1,16 +1,115 @@
-"""ingest service wiring (placeholder until the MQTT bridge lands)."""
+"""ingest wiring: the only MQTT subscriber of the console, and the sender of device commands.
+
+No database. Each replica has a stable MQTT client id (ACUVIM_INSTANCE_ID) and a persistent
+session, and subscribes through the shared subscription group `{root}-ingest` so that replicas
+split the traffic and each message is handled once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
+import aiomqtt
+from prometheus_client import Counter, Gauge
+
+from libs.common import bus
 from libs.common.lifecycle import run_service
 from libs.common.runtime import Runtime
 from libs.common.settings import Settings
+from services.ingest.handlers import Bridge, CommandSender
+from services.ingest.topics import subscriptions
+
+log = logging.getLogger(__name__)
+
+CONNECTED = Gauge("acuvim_ingest_mqtt_connected", "1 while connected to the MQTT broker")
+RECONNECTS = Counter("acuvim_ingest_mqtt_reconnects_total", "MQTT connection losses")
+# Backoff between MQTT connection attempts (s): quick first retry, then calmer.
+RECONNECT_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+KEEPALIVE_S = 30
+
+
+def mqtt_client(settings: Settings) -> aiomqtt.Client:
+    url = urlsplit(settings.mqtt_url)
+    client = aiomqtt.Client(
+        hostname=url.hostname or "127.0.0.1", port=url.port or 1883,
+        username=url.username, password=url.password,
+        identifier=f"acuvim-ingest-{settings.bus_root}-{settings.instance_id}",
+        clean_session=False, keepalive=KEEPALIVE_S,
+        tls_params=aiomqtt.TLSParameters() if url.scheme == "mqtts" else None,
+    )
+    # PUBACK only once JetStream stored the message (paho's manual acks, under aiomqtt).
+    client._client.manual_ack_set(True)
+    return client
+
+
+async def run_mqtt(rt: Runtime, sender: CommandSender) -> None:
+    settings = rt.settings
+    group = f"{settings.bus_root}-ingest" if settings.mqtt_shared_subscriptions else None
+    attempt = 0
+    while not rt.stopping.is_set():
+        client = mqtt_client(settings)
+        bridge = Bridge(rt.js, rt.subjects, settings.topic_prefix, ack=_acker(client))
+        try:
+            async with client:
+                for topic in subscriptions(settings.topic_prefix, group):
+                    await client.subscribe(topic, qos=1)
+                attempt = 0
+                CONNECTED.set(1)
+                sender.client = client
+                sender.connected.set()
+                log.info("mqtt connected", extra={"broker": f"{client._hostname}"})
+                await _read_until_stopped(rt, client, bridge)
+                await bridge.flush()
+        except aiomqtt.MqttError as exc:
+            RECONNECTS.inc()
+            log.warning("mqtt connection lost: %s", exc)
+        finally:
+            CONNECTED.set(0)
+            sender.connected.clear()
+            sender.client = None
+        if rt.stopping.is_set():
+            return
+        delay = RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)]
+        attempt += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rt.stopping.wait(), timeout=delay)
+
+
+def _acker(client: aiomqtt.Client) -> Callable[[aiomqtt.Message], None]:
+    def ack(message: aiomqtt.Message) -> None:
+        client._client.ack(message.mid, message.qos)
+
+    return ack
+
+
+async def _read_until_stopped(rt: Runtime, client: aiomqtt.Client, bridge: Bridge) -> None:
+    async def read() -> None:
+        async for message in client.messages:
+            await bridge.handle(message, more_waiting=len(client.messages) > 0)
+
+    reader = asyncio.create_task(read())
+    stop = asyncio.create_task(rt.stopping.wait())
+    done, _ = await asyncio.wait([reader, stop], return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if reader in done:
+        reader.result()  # raises the MqttError that ended it
+        return
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
 
 
 async def main(settings: Settings, stopping: asyncio.Event) -> None:
     async with Runtime.open("ingest", settings, stopping) as rt:
+        sender = CommandSender(settings.topic_prefix)
+        rt.consume(stream=rt.subjects.device_out_stream, durable="ingest-commands",
+                   filter_subjects=[rt.subjects.command_out("*")],
+                   handler=bus.each(sender.handle), batch_size=50)
+        rt.worker("mqtt", lambda: run_mqtt(rt, sender))
         await rt.serve()
 
 
