@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import jwt
 import msgspec
@@ -27,20 +28,26 @@ class Principal(msgspec.Struct, frozen=True):
     role: str
     token_id: str
     expires_at: float
+    # The refresh-token family the token was issued from (login/refresh); None for tokens minted
+    # elsewhere (tests). Revoking the family (logout, reuse detected) revokes the token too.
+    family_id: str | None = None
 
     def has_role(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
 def issue_access_token(secret: str, *, user_id: str, email: str, role: str,
-                       ttl_s: int, now: float | None = None) -> tuple[str, float]:
+                       ttl_s: int, now: float | None = None,
+                       family_id: str | None = None) -> tuple[str, float]:
     issued = time.time() if now is None else now
     expires = issued + ttl_s
-    claims = {
+    claims: dict[str, Any] = {
         "iss": ISSUER, "aud": AUDIENCE, "sub": user_id, "email": email, "role": role,
         "iat": int(issued), "nbf": int(issued) - 5, "exp": int(expires),
         "jti": uuid.uuid4().hex, "typ": "access",
     }
+    if family_id is not None:
+        claims["fam"] = family_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM), expires
 
 
@@ -58,4 +65,5 @@ def verify_access_token(secret: str, token: str) -> Principal:
         raise Unauthorized("invalid token")
     return Principal(user_id=str(claims["sub"]), email=str(claims.get("email", "")),
                      role=str(claims["role"]), token_id=str(claims["jti"]),
-                     expires_at=float(claims["exp"]))
+                     expires_at=float(claims["exp"]),
+                     family_id=str(claims["fam"]) if claims.get("fam") else None)

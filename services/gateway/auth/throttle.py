@@ -1,0 +1,89 @@
+"""Login throttling: too many failed logins per account or per client address -> 429.
+
+In memory, per gateway process: with N gateway replicas an attacker gets at most N times the
+limits, which still turns a password guess into hours of work; a shared store is not worth a
+dependency for that. Sliding windows of failure times; a correct login clears the account's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+from libs.common.errors import TooManyRequests
+
+WINDOW_S = 15 * 60
+MAX_FAILURES_PER_ACCOUNT = 5
+MAX_FAILURES_PER_ADDRESS = 20
+# Keys kept at most (each a deque of <= limit floats); beyond it the stalest are forgotten.
+MAX_KEYS = 100_000
+
+
+class LoginThrottled(TooManyRequests):
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class _Window:
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self.failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str) -> deque[float] | None:
+        times = self.failures.get(key)
+        if times is None:
+            return None
+        cutoff = self.clock() - self.window_s
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if not times:
+            del self.failures[key]
+            return None
+        return times
+
+    def retry_after_s(self, key: str) -> int | None:
+        """Seconds until `key` may try again, or None when it may now."""
+        times = self._recent(key)
+        if times is None or len(times) < self.limit:
+            return None
+        return max(1, math.ceil(times[0] + self.window_s - self.clock()))
+
+    def fail(self, key: str) -> None:
+        times = self._recent(key)
+        if times is None:
+            if len(self.failures) >= MAX_KEYS:
+                self.failures.pop(next(iter(self.failures)))
+            times = self.failures[key] = deque(maxlen=self.limit)
+        times.append(self.clock())
+
+    def clear(self, key: str) -> None:
+        self.failures.pop(key, None)
+
+
+class LoginThrottle:
+    def __init__(self, *, per_account: int = MAX_FAILURES_PER_ACCOUNT,
+                 per_address: int = MAX_FAILURES_PER_ADDRESS, window_s: float = WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.accounts = _Window(per_account, window_s, clock)
+        self.addresses = _Window(per_address, window_s, clock)
+
+    def check(self, account: str, address: str) -> None:
+        """Raise LoginThrottled when the account or the address has failed too often."""
+        for window, key, what in ((self.accounts, account, "account"),
+                                  (self.addresses, address, "address")):
+            wait_s = window.retry_after_s(key)
+            if wait_s is not None:
+                raise LoginThrottled(f"too many failed logins for this {what}; "
+                                     f"try again in {wait_s} s", wait_s)
+
+    def failed(self, account: str, address: str) -> None:
+        self.accounts.fail(account)
+        self.addresses.fail(address)
+
+    def succeeded(self, account: str) -> None:
+        self.accounts.clear(account)
