@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from litestar import Controller, Request, delete, get, post
 
@@ -44,3 +45,15 @@ class FirmwareController(Controller):
     async def delete_version(self, request: Request[Any, Any, Any], version: str) -> None:
         await rpc_of(request).call("firmware", "versions.delete",
                                    {"version": version, "actor": actor(request)})
+
+
+class GroupDeployController(Controller):
+    path = "/api/groups/{group_id:uuid}"
+    tags = ["firmware"]
+
+    @post("/deploy", guards=[operator], status_code=202,
+          summary="Deploy firmware to every device of the group")
+    async def group_deploy(self, request: Request[Any, Any, Any], group_id: UUID,
+                           data: dict[str, Any]) -> Any:
+        payload = {**data, "group_id": str(group_id), "created_by": actor(request)}
+        return await rpc_of(request).call("firmware", "deploy", payload)

@@ -1,4 +1,5 @@
-"""Device groups (health service), group commands (commands) and group deploys (firmware)."""
+"""Device groups (health service). Group commands live in commands.py, group deploys in
+firmware.py (their owners' controllers)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from uuid import UUID
 
 from litestar import Controller, Request, delete, get, post, put
 
-from services.gateway.api.forward import actor, query_dict, rpc_of
+from services.gateway.api.forward import query_dict, rpc_of
 from services.gateway.auth.guard import operator, viewer
 
 
@@ -33,17 +34,3 @@ class GroupsController(Controller):
             summary="Delete a group (its devices are kept, group cleared)")
     async def delete_group(self, request: Request[Any, Any, Any], group_id: UUID) -> None:
         await rpc_of(request).call("health", "groups.delete", {"group_id": str(group_id)})
-
-    @post("/{group_id:uuid}/command", guards=[operator], status_code=202,
-          summary="Send a command to every device of the group")
-    async def group_command(self, request: Request[Any, Any, Any], group_id: UUID,
-                            data: dict[str, Any]) -> Any:
-        payload = {**data, "group_id": str(group_id), "created_by": actor(request)}
-        return await rpc_of(request).call("commands", "group.send", payload)
-
-    @post("/{group_id:uuid}/deploy", guards=[operator], status_code=202,
-          summary="Deploy firmware to every device of the group")
-    async def group_deploy(self, request: Request[Any, Any, Any], group_id: UUID,
-                           data: dict[str, Any]) -> Any:
-        payload = {**data, "group_id": str(group_id), "created_by": actor(request)}
-        return await rpc_of(request).call("firmware", "deploy", payload)
