@@ -1,0 +1,3 @@
+from services.supervisor.app import run
+
+run()

