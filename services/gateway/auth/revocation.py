@@ -18,7 +18,7 @@ from services.gateway.auth.tokens import Principal
 
 log = logging.getLogger(__name__)
 
-RELOAD_EVERY_S = 5.0
+RELOAD_EVERY_S = 2.0
 
 
 class RevocationList:
