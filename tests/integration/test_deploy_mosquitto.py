@@ -123,7 +123,7 @@ class Inbox:
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for msg in client.messages:
-            self.items.append((str(msg.topic), bytes(msg.payload)))  # type: ignore[arg-type]
+            self.items.append((str(msg.topic), bytes(msg.payload)))
 
     def stop(self) -> None:
         self._task.cancel()
