@@ -117,7 +117,13 @@ class Download:
             return total
         if int(match.group(1)) != start:
             raise DownloadFailed(f"asked for offset {start}, got {match.group(0)}")
-        return int(match.group(3)) if match.group(3) != "*" else total
+        if match.group(3) == "*":
+            return total
+        served = int(match.group(3))
+        if self.expected_size is not None and served != self.expected_size:
+            raise DownloadFailed(f"size mismatch: the server has {served} bytes, "
+                                 f"the command said {self.expected_size}")
+        return served
 
     async def _read_body(self, response: httpx.Response, *, skip_bytes: int) -> None:
         async for piece in response.aiter_bytes():

@@ -140,7 +140,11 @@ class MeterSimulator:
         p_ph = [s * pf for s, pf in zip(s_ph, pfs, strict=True)]
         q_ph = [s * math.sqrt(max(0.0, 1.0 - pf * pf)) for s, pf in zip(s_ph, pfs, strict=True)]
         pv_share_kw = self._pv_kw(now_s) / 3.0
-        p_ph = [p - pv_share_kw for p in p_ph]  # PV feeds in: a net export shows as negative p
+        if pv_share_kw:
+            # PV feeds in: the meter sees the net flow (a net export shows as a negative p).
+            p_ph = [p - pv_share_kw for p in p_ph]
+            s_ph = [math.hypot(p, q) for p, q in zip(p_ph, q_ph, strict=True)]
+            pfs = [abs(p) / s if s else 1.0 for p, s in zip(p_ph, s_ph, strict=True)]
         p, q, s = sum(p_ph), sum(q_ph), sum(s_ph)
         out: dict[str, ReadingValue] = {}
         for n in range(3):
