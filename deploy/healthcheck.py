@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import urllib.error
@@ -86,6 +87,8 @@ def main(argv: list[str]) -> int:
         print("usage: python -m deploy.healthcheck <service> (or set ACUVIM_SERVICE)",
               file=sys.stderr)
         return 2
+    # The check's own disconnect is not news: only its one line of verdict goes to Docker's log.
+    logging.basicConfig(level=logging.ERROR)
     try:
         settings = load_settings()
     except SettingsError as exc:
