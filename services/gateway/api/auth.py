@@ -38,6 +38,10 @@ def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
+# Overrides the document's bearer requirement: these two take no token.
+NO_TOKEN: list[dict[str, list[str]]] = [{}]
+
+
 def _problem(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=None, description=description,
                         media_type="application/problem+json")
@@ -48,12 +52,13 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", status_code=200, summary="Log in: an access and a refresh token",
+          security=NO_TOKEN,
           responses={401: _problem("wrong e-mail or password"),
                      429: _problem("too many failed logins (Retry-After)")})
     async def login(self, request: Request[Any, Any, Any], data: LoginRequest) -> TokenPair:
         return await auth_of(request).login(data.email, data.password, client_address(request))
 
-    @post("/refresh", status_code=200,
+    @post("/refresh", status_code=200, security=NO_TOKEN,
           summary="Trade a refresh token (single use) for a new pair; a reused one revokes "
                   "its family", responses={401: _problem("invalid, expired or reused token")})
     async def refresh(self, request: Request[Any, Any, Any], data: RefreshRequest) -> TokenPair:

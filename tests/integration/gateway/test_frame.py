@@ -89,6 +89,10 @@ async def test_openapi_document_shows_bearer_auth_and_auth_schemas(gateway: Cons
     for path in ("/api/auth/login", "/api/auth/refresh", "/api/auth/register",
                  "/api/auth/logout", "/api/auth/me"):
         assert path in doc["paths"], path
+    # Login and refresh need no token; the rest inherit the document's bearer requirement.
+    assert doc["paths"]["/api/auth/login"]["post"]["security"] == [{}]
+    assert doc["paths"]["/api/auth/refresh"]["post"]["security"] == [{}]
+    assert "security" not in doc["paths"]["/api/auth/me"]["get"]
 
 
 async def test_metrics_are_public_prometheus_text(gateway: Console) -> None:
