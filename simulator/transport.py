@@ -98,6 +98,7 @@ class OwnConnection:
                 self.on_command(_payload_bytes(message.payload))
         except aiomqtt.MqttError:
             pass
+        await _settle(client)
         if not self._closing and self._client is client:
             self._client = None
             with contextlib.suppress(aiomqtt.MqttError):
@@ -114,6 +115,7 @@ class OwnConnection:
         if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+        await _settle(client)
         await self._stop_reader()
         with contextlib.suppress(aiomqtt.MqttError):
             await client.__aexit__(None, None, None)
@@ -249,6 +251,17 @@ class PooledLink:
                                  timeout=PUBLISH_TIMEOUT_S)
         except aiomqtt.MqttError as exc:
             raise LinkDown(str(exc)) from exc
+
+
+async def _settle(client: aiomqtt.Client, timeout_s: float = 2.0) -> None:
+    """Wait until the client saw its connection end and take the error it recorded (else
+    asyncio complains that nobody retrieved it)."""
+    disconnected = client._disconnected
+    with contextlib.suppress(Exception):  # whatever broke the link: it is broken, that is all
+        async with asyncio.timeout(timeout_s):
+            await asyncio.shield(disconnected)
+    if disconnected.done() and not disconnected.cancelled():
+        disconnected.exception()
 
 
 def _payload_bytes(payload: object) -> bytes:
