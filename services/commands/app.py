@@ -8,12 +8,24 @@ from pathlib import Path
 from libs.common.lifecycle import run_service
 from libs.common.runtime import Runtime
 from libs.common.settings import Settings
+from services.commands import handlers
+from services.commands.configs import ConfigService
+from services.commands.repo import Repo
+from services.commands.sealing import Sealer, key_for
+from services.commands.service import CommandService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def main(settings: Settings, stopping: asyncio.Event) -> None:
     async with Runtime.open("commands", settings, stopping, migrations=MIGRATIONS) as rt:
+        repo = Repo(rt.db)
+        sealer = Sealer(key_for(settings))
+        channels = handlers.BusChannels(rt)
+        commands = CommandService(repo, channels, handlers.HealthDirectory(rt), sealer,
+                                  default_timeout_s=settings.command_timeout_s)
+        configs = ConfigService(repo, sealer, channels, commands)
+        handlers.register(rt, commands, configs)
         await rt.serve()
 
 

@@ -83,7 +83,8 @@ def validate_params(command: str, params: dict[str, Any] | None) -> dict[str, An
         raise InvalidInput(f"params: {exc}") from None
     if command == "set_config" and not _without_nulls(msgspec.to_builtins(checked)):
         raise InvalidInput("params: set_config needs at least one setting")
-    return _without_nulls(msgspec.to_builtins(checked))
+    clean: dict[str, Any] = _without_nulls(msgspec.to_builtins(checked))
+    return clean
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         checked = msgspec.convert(config, DeviceConfig)
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"config: {exc}") from None
-    clean = _without_nulls(msgspec.to_builtins(checked))
+    clean: dict[str, Any] = _without_nulls(msgspec.to_builtins(checked))
     if not clean:
         raise InvalidInput("config: at least one setting is needed")
     return clean
