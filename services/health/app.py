@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
+from typing import Any
 
+from libs.common import bus
 from libs.common.lifecycle import run_service
 from libs.common.runtime import Runtime
-from libs.common.settings import Settings
+from libs.common.settings import Settings, check_degraded_before_offline
+from services.health import handlers
+from services.health.dashboard import Dashboard
+from services.health.fleet import Fleet
+from services.health.service import DeviceInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The dashboard waits this long (s) for the telemetry service's rate before answering null.
+TELEMETRY_STATS_TIMEOUT_S = 1.0
 
 
 async def main(settings: Settings, stopping: asyncio.Event) -> None:
+    check_degraded_before_offline(settings)
     async with Runtime.open("health", settings, stopping, migrations=MIGRATIONS) as rt:
+        publish = functools.partial(bus.publish_fact, rt.js)
+        devices = DeviceInput(rt.db, rt.subjects, publish,
+                              degraded_multiplier=settings.degraded_multiplier,
+                              offline_multiplier=settings.offline_multiplier)
+
+        async def telemetry_stats() -> Any:
+            return await rt.rpc_client.call("telemetry", "stats",
+                                            timeout_s=TELEMETRY_STATS_TIMEOUT_S)
+
+        handlers.register(rt, devices, Fleet(rt.db, rt.subjects, publish),
+                          Dashboard(rt.db, telemetry_stats))
         await rt.serve()
 
 

@@ -20,9 +20,19 @@ class GroupsController(Controller):
     async def list_groups(self, request: Request[Any, Any, Any]) -> Any:
         return await rpc_of(request).call("health", "groups.list", query_dict(request))
 
-    @post("/", guards=[operator], summary="Create a group ({name, description?})")
+    @post("/", guards=[operator], status_code=201,
+          summary="Create a group ({name, description?})")
     async def create_group(self, request: Request[Any, Any, Any], data: dict[str, Any]) -> Any:
         return await rpc_of(request).call("health", "groups.create", data)
+
+    @get("/{group_id:uuid}", guards=[viewer], summary="Get a group")
+    async def get_group(self, request: Request[Any, Any, Any], group_id: UUID) -> Any:
+        return await rpc_of(request).call("health", "groups.get", {"group_id": str(group_id)})
+
+    @get("/{group_id:uuid}/devices", guards=[viewer], summary="Ids of the group's devices")
+    async def group_devices(self, request: Request[Any, Any, Any], group_id: UUID) -> Any:
+        return await rpc_of(request).call("health", "groups.members",
+                                          {"group_id": str(group_id)})
 
     @put("/{group_id:uuid}", guards=[operator], summary="Update a group")
     async def update_group(self, request: Request[Any, Any, Any], group_id: UUID,

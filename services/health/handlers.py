@@ -1,0 +1,147 @@
+"""Transport of the health service: device input from JetStream, RPC operations, the sweep.
+
+No SQL and no rules here: messages are decoded into their types (a malformed one is a
+ConsoleError, dead-lettered by `bus.each`) and handed to the domain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.msg import Msg
+from prometheus_client import Counter
+
+from libs.common import bus
+from libs.common.codec import decode
+from libs.common.messages.device import DeviceAlert, DeviceRegistration, Heartbeat, StatusReport
+from libs.common.paging import PageQuery
+from libs.common.runtime import Runtime
+from services.health.dashboard import Dashboard
+from services.health.fleet import Fleet
+from services.health.schemas import (
+    AlertAck,
+    AlertQuery,
+    DeviceListQuery,
+    DeviceRef,
+    DeviceUpdate,
+    GroupCreate,
+    GroupRef,
+    GroupUpdate,
+)
+from services.health.service import DeviceInput
+
+log = logging.getLogger(__name__)
+
+DURABLE = "health"
+INPUT_KINDS = ("register", "heartbeat", "status", "alert")
+# Heartbeats of a large fleet arrive steadily; a batch keeps the fetch round trips few.
+BATCH_SIZE = 200
+# Per-minute heartbeat tallies reach the table this often (seconds).
+TALLY_FLUSH_S = 5.0
+
+HANDLED = Counter("acuvim_health_input_total", "Device input handled by health", ["kind"])
+SWEPT = Counter("acuvim_health_swept_total", "Devices whose state the sweep changed")
+
+
+def register(rt: Runtime, devices: DeviceInput, fleet: Fleet, dashboard: Dashboard) -> None:
+    rt.consume(stream=rt.subjects.device_in_stream, durable=DURABLE,
+               filter_subjects=[rt.subjects.device_in_kind(k) for k in INPUT_KINDS],
+               handler=bus.each(input_handler(devices)), batch_size=BATCH_SIZE)
+    rt.every("health-sweep", rt.settings.health_check_interval_s, sweeper(devices))
+    rt.every("heartbeat-tally", TALLY_FLUSH_S, devices.flush_tally)
+    _routes(rt, fleet, dashboard)
+
+
+def input_handler(devices: DeviceInput) -> Callable[[Msg], Awaitable[None]]:
+    async def handle(msg: Msg) -> None:
+        kind = msg.subject.split(".")[2]
+        origin = f"in{msg.metadata.sequence.stream}"
+        if kind == "heartbeat":
+            await devices.heartbeat(decode(msg.data, Heartbeat), origin)
+        elif kind == "register":
+            await devices.register(decode(msg.data, DeviceRegistration), origin)
+        elif kind == "status":
+            await devices.status(decode(msg.data, StatusReport), origin)
+        elif kind == "alert":
+            await devices.device_alert(decode(msg.data, DeviceAlert), origin)
+        else:
+            log.warning("unexpected subject %s", msg.subject)
+            return
+        HANDLED.labels(kind=kind).inc()
+
+    return handle
+
+
+def sweeper(devices: DeviceInput) -> Callable[[], Awaitable[None]]:
+    async def sweep() -> None:
+        SWEPT.inc(await devices.sweep())
+
+    return sweep
+
+
+def _routes(rt: Runtime, fleet: Fleet, dashboard: Dashboard) -> None:
+    route = rt.rpc.route
+
+    @route("devices.list", DeviceListQuery)
+    async def list_devices(q: DeviceListQuery) -> Any:
+        return await fleet.list_devices(q)
+
+    @route("devices.get", DeviceRef)
+    async def get_device(ref: DeviceRef) -> Any:
+        return await fleet.get_device(ref.device_id)
+
+    @route("devices.update", DeviceUpdate)
+    async def update_device(change: DeviceUpdate) -> Any:
+        return await fleet.update_device(change)
+
+    @route("devices.delete", DeviceRef)
+    async def delete_device(ref: DeviceRef) -> Any:
+        await fleet.delete_device(ref.device_id)
+        return {"device_id": ref.device_id, "deleted": True}
+
+    @route("devices.status", DeviceRef)
+    async def device_status(ref: DeviceRef) -> Any:
+        return await fleet.device_status(ref.device_id)
+
+    @route("alerts.list", AlertQuery)
+    async def list_alerts(q: AlertQuery) -> Any:
+        return await fleet.list_alerts(q)
+
+    @route("alerts.acknowledge", AlertAck)
+    async def acknowledge(ack: AlertAck) -> Any:
+        return await fleet.acknowledge(ack)
+
+    @route("groups.list", PageQuery)
+    async def list_groups(q: PageQuery) -> Any:
+        return await fleet.list_groups(q)
+
+    @route("groups.get", GroupRef)
+    async def get_group(ref: GroupRef) -> Any:
+        return await fleet.get_group(ref.group_id)
+
+    @route("groups.create", GroupCreate)
+    async def create_group(new: GroupCreate) -> Any:
+        return await fleet.create_group(new)
+
+    @route("groups.update", GroupUpdate)
+    async def update_group(change: GroupUpdate) -> Any:
+        return await fleet.update_group(change)
+
+    @route("groups.delete", GroupRef)
+    async def delete_group(ref: GroupRef) -> Any:
+        await fleet.delete_group(ref.group_id)
+        return {"group_id": str(ref.group_id), "deleted": True}
+
+    @route("groups.members", GroupRef)
+    async def group_members(ref: GroupRef) -> Any:
+        return await fleet.group_members(ref.group_id)
+
+    @route("dashboard.summary")
+    async def summary(_: Any) -> Any:
+        return await dashboard.summary()
+
+    @route("dashboard.stats")
+    async def stats(_: Any) -> Any:
+        return await dashboard.stats()
