@@ -1,13 +1,28 @@
-"""Telemetry of one device (owned by the telemetry service)."""
+"""Telemetry of one device (owned by the telemetry service).
+
+The CSV export never travels as one message: the gateway pages through `telemetry.export.page`
+(keyset pagination, each answer well under 1 MB) and streams the pages to the client, so its
+memory stays constant for any range. The first page is fetched before the response starts, so
+a bad range is still a problem document (400), not a broken download.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.response import Stream
 
+from libs.common.rpc import RpcClient
 from services.gateway.api.forward import checked_device_id, query_dict, rpc_of
 from services.gateway.auth.guard import viewer
+from services.telemetry.schemas import ExportPage
+
+# Rows asked per page (the service lowers it further for very wide readings).
+EXPORT_PAGE_ROWS = 2000
+# A page can take a while on a cold cache; the whole export has no overall limit.
+EXPORT_PAGE_TIMEOUT_S = 30.0
 
 
 class TelemetryController(Controller):
@@ -20,12 +35,39 @@ class TelemetryController(Controller):
         return await rpc_of(request).call("telemetry", "latest", payload)
 
     @get("/history", guards=[viewer],
-         summary="Readings in a range (from, to, fields), or buckets with interval")
+         summary="Readings in a range (from, to, fields, order, limit, offset), "
+                 "or buckets with interval (1m, 5m, 15m, 1h, 1d)")
     async def history(self, request: Request[Any, Any, Any], device_id: str) -> Any:
-        payload = {**query_dict(request), "device_id": checked_device_id(device_id)}
+        payload = {**query_dict(request, lists=("fields",)),
+                   "device_id": checked_device_id(device_id)}
         return await rpc_of(request).call("telemetry", "history", payload)
 
-    @get("/export", guards=[viewer], summary="CSV export of a range (streamed)")
-    async def export(self, request: Request[Any, Any, Any], device_id: str) -> Any:
-        payload = {**query_dict(request), "device_id": checked_device_id(device_id)}
-        return await rpc_of(request).call("telemetry", "export", payload)
+    @get("/export", guards=[viewer], summary="CSV export of a range (from, to, fields), streamed")
+    async def export(self, request: Request[Any, Any, Any], device_id: str) -> Stream:
+        query = query_dict(request, ints=(), lists=("fields",))
+        payload = {"device_id": checked_device_id(device_id), "from": query.get("from"),
+                   "to": query.get("to"), "fields": query.get("fields"),
+                   "limit": EXPORT_PAGE_ROWS}
+        rpc = rpc_of(request)
+        first = await _page(rpc, payload)
+        filename = f"{device_id}-telemetry.csv"
+        return Stream(_csv(rpc, payload, first), media_type="text/csv; charset=utf-8",
+                      headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+async def _page(rpc: RpcClient, payload: dict[str, Any]) -> ExportPage:
+    return await rpc.call("telemetry", "export.page", payload, into=ExportPage,
+                          timeout_s=EXPORT_PAGE_TIMEOUT_S)
+
+
+async def _csv(rpc: RpcClient, payload: dict[str, Any],
+               page: ExportPage) -> AsyncIterator[bytes]:
+    """Header, then page after page; the columns of the first page hold for the whole file."""
+    yield page.header.encode()
+    request = {**payload, "fields": page.fields}
+    while True:
+        if page.csv:
+            yield page.csv.encode()
+        if page.next_after_ts is None:
+            return
+        page = await _page(rpc, {**request, "after_ts": page.next_after_ts})

@@ -1,0 +1,212 @@
+"""SQL of the telemetry service; nothing else talks to its tables.
+
+Bulk path: rows are copied (binary COPY) into a per-connection temporary staging table, then
+moved into the partitioned table with `INSERT … SELECT … ON CONFLICT DO NOTHING` in the same
+transaction, so a reading is stored once however often it arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+STAGING_COLUMNS = ("device_id", "ts", "data", "source", "connection", "received_at",
+                   "clock_unsynced")
+# `data` is staged as JSON text (exactly what the device sent, never re-encoded) and parsed
+# once by PostgreSQL on the way into the jsonb column.
+CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS telemetry_staging (
+    device_id text, ts timestamptz, data text, source text, connection text,
+    received_at timestamptz, clock_unsynced boolean
+) ON COMMIT DELETE ROWS
+"""
+# Sorted so that replicas writing overlapping keys take index locks in the same order.
+MOVE_STAGED = """
+WITH stored AS (
+    INSERT INTO telemetry_records
+        (device_id, timestamp, data, source, connection, received_at, clock_unsynced)
+    SELECT device_id, ts, data::jsonb, source, connection, received_at, clock_unsynced
+    FROM telemetry_staging ORDER BY device_id, ts
+    ON CONFLICT DO NOTHING
+    RETURNING device_id
+)
+SELECT device_id, count(*) AS stored FROM stored GROUP BY device_id
+"""
+UPSERT_LATEST = """
+INSERT INTO latest_readings
+    (device_id, timestamp, data, source, connection, received_at, clock_unsynced)
+SELECT DISTINCT ON (device_id)
+    device_id, ts, data::jsonb, source, connection, received_at, clock_unsynced
+FROM telemetry_staging ORDER BY device_id, ts DESC
+ON CONFLICT (device_id) DO UPDATE SET
+    timestamp = EXCLUDED.timestamp, data = EXCLUDED.data, source = EXCLUDED.source,
+    connection = EXCLUDED.connection, received_at = EXCLUDED.received_at,
+    clock_unsynced = EXCLUDED.clock_unsynced
+WHERE latest_readings.timestamp < EXCLUDED.timestamp
+"""
+COUNT_MINUTE = """
+INSERT INTO ingest_minutes (minute, messages, readings)
+VALUES (date_trunc('minute', now()), $1, $2)
+ON CONFLICT (minute) DO UPDATE SET messages = ingest_minutes.messages + EXCLUDED.messages,
+                                   readings = ingest_minutes.readings + EXCLUDED.readings
+"""
+RATES = """
+SELECT coalesce(sum(messages), 0) AS messages, coalesce(sum(readings), 0) AS readings
+FROM ingest_minutes WHERE minute > now() - make_interval(mins => $1)
+"""
+PRUNE_MINUTES = "DELETE FROM ingest_minutes WHERE minute < now() - interval '1 day'"
+
+SELECT_LATEST = """
+SELECT device_id, timestamp AS ts, received_at, source, connection, clock_unsynced, data
+FROM latest_readings WHERE device_id = $1
+"""
+COUNT_RANGE = """
+SELECT count(*) FROM telemetry_records
+WHERE device_id = $1 AND timestamp >= $2 AND timestamp < $3
+"""
+_RAW_PAGE = """
+SELECT timestamp AS ts, received_at, source, connection, clock_unsynced, data,
+       pg_column_size(data) AS size_bytes
+FROM telemetry_records
+WHERE device_id = $1 AND timestamp >= $2 AND timestamp < $3
+ORDER BY timestamp {order} LIMIT $4 OFFSET $5
+"""
+RAW_PAGE_ASC = _RAW_PAGE.format(order="ASC")
+RAW_PAGE_DESC = _RAW_PAGE.format(order="DESC")
+# Buckets aligned on UTC midnight (date_bin's origin), so 1m..1d buckets follow the calendar.
+BUCKET_COUNTS = """
+SELECT date_bin($4::interval, timestamp, TIMESTAMPTZ '2000-01-01T00:00:00Z') AS bucket,
+       count(*) AS n
+FROM telemetry_records
+WHERE device_id = $1 AND timestamp >= $2 AND timestamp < $3
+GROUP BY 1
+"""
+_FIELD_STATS = """
+SELECT date_bin($4::interval, t.timestamp, TIMESTAMPTZ '2000-01-01T00:00:00Z') AS bucket,
+       kv.key AS field, count(*) AS n, min(kv.num) AS min, avg(kv.num) AS avg,
+       max(kv.num) AS max
+FROM telemetry_records t
+CROSS JOIN LATERAL (
+    SELECT f.key, f.value::float8 AS num FROM {pairs} WHERE jsonb_typeof(f.value) = 'number'
+) kv
+WHERE t.device_id = $1 AND t.timestamp >= $2 AND t.timestamp < $3
+GROUP BY 1, 2
+"""
+FIELD_STATS_ALL = _FIELD_STATS.format(pairs="jsonb_each(t.data) AS f")
+FIELD_STATS_SOME = _FIELD_STATS.format(
+    pairs="(SELECT k AS key, t.data -> k AS value FROM unnest($5::text[]) AS k) AS f")
+EXPORT_PAGE = """
+SELECT timestamp AS ts, source, connection, clock_unsynced, data
+FROM telemetry_records
+WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
+ORDER BY timestamp ASC LIMIT $4
+"""
+DELETE_DEVICE_RECORDS = "DELETE FROM telemetry_records WHERE device_id = $1"
+DELETE_DEVICE_LATEST = "DELETE FROM latest_readings WHERE device_id = $1"
+
+
+class LatestRow(msgspec.Struct, frozen=True, kw_only=True):
+    device_id: str
+    ts: datetime
+    received_at: datetime
+    source: str
+    connection: str | None
+    clock_unsynced: bool
+    data: dict[str, Any]
+
+
+class RawRow(msgspec.Struct, frozen=True, kw_only=True):
+    ts: datetime
+    received_at: datetime
+    source: str
+    connection: str | None
+    clock_unsynced: bool
+    data: dict[str, Any]
+    size_bytes: int
+
+
+class StatRow(msgspec.Struct, frozen=True, kw_only=True):
+    bucket: datetime
+    field: str
+    n: int
+    min: float
+    avg: float
+    max: float
+
+
+class ExportRow(msgspec.Struct, frozen=True, kw_only=True):
+    ts: datetime
+    source: str
+    connection: str | None
+    clock_unsynced: bool
+    data: dict[str, Any]
+
+
+StagedRow = tuple[str, datetime, str, str, str | None, datetime, bool]
+
+
+class Repo:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def store(self, rows: Sequence[StagedRow], messages: int) -> dict[str, int]:
+        """Store rows once each, in one transaction; answer new rows per device."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(CREATE_STAGING)
+            await conn.copy_records_to_table("telemetry_staging", records=rows,
+                                             columns=STAGING_COLUMNS)
+            stored = {r["device_id"]: r["stored"] for r in await conn.fetch(MOVE_STAGED)}
+            await conn.execute(UPSERT_LATEST)
+            await conn.execute(COUNT_MINUTE, messages, sum(stored.values()))
+        return stored
+
+    async def latest(self, device_id: str) -> LatestRow | None:
+        row = await self.pool.fetchrow(SELECT_LATEST, device_id)
+        return LatestRow(**dict(row)) if row else None
+
+    async def count(self, device_id: str, start: datetime, end: datetime) -> int:
+        value = await self.pool.fetchval(COUNT_RANGE, device_id, start, end)
+        return int(value)
+
+    async def raw_page(self, device_id: str, start: datetime, end: datetime, *, descending: bool,
+                       limit: int, offset: int) -> list[RawRow]:
+        sql = RAW_PAGE_DESC if descending else RAW_PAGE_ASC
+        rows = await self.pool.fetch(sql, device_id, start, end, limit, offset)
+        return [RawRow(**dict(r)) for r in rows]
+
+    async def bucket_counts(self, device_id: str, start: datetime, end: datetime,
+                            interval: str) -> dict[datetime, int]:
+        rows = await self.pool.fetch(BUCKET_COUNTS, device_id, start, end, interval)
+        return {r["bucket"]: r["n"] for r in rows}
+
+    async def field_stats(self, device_id: str, start: datetime, end: datetime, interval: str,
+                          fields: list[str] | None) -> list[StatRow]:
+        if fields is None:
+            rows = await self.pool.fetch(FIELD_STATS_ALL, device_id, start, end, interval)
+        else:
+            rows = await self.pool.fetch(FIELD_STATS_SOME, device_id, start, end, interval,
+                                         fields)
+        return [StatRow(**dict(r)) for r in rows]
+
+    async def export_page(self, device_id: str, after: datetime, end: datetime,
+                          limit: int) -> list[ExportRow]:
+        rows = await self.pool.fetch(EXPORT_PAGE, device_id, after, end, limit)
+        return [ExportRow(**dict(r)) for r in rows]
+
+    async def rates(self, window_min: int) -> tuple[int, int]:
+        row = await self.pool.fetchrow(RATES, window_min)
+        assert row is not None
+        return int(row["messages"]), int(row["readings"])
+
+    async def prune_minutes(self) -> None:
+        await self.pool.execute(PRUNE_MINUTES)
+
+    async def delete_device(self, device_id: str) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(DELETE_DEVICE_RECORDS, device_id)
+            await conn.execute(DELETE_DEVICE_LATEST, device_id)
+        return int(status.split()[-1])

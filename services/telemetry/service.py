@@ -1,0 +1,189 @@
+"""The telemetry domain: store readings once, answer latest / history / export / rates.
+
+- A reading is stored once per (device_id, timestamp), whatever its route (live, SD replay,
+  QoS 1 redelivery, a replica restarting); unsynced readings carry the receive time.
+- Readings older than the retention are not stored (their month is or will be dropped).
+- A deleted device (DeviceDeleted) loses its telemetry: its rows are deleted across partitions
+  and its latest reading is forgotten. That is a rare operator action on purpose ("remove the
+  device from the console"); a device that keeps sending starts a new history.
+- Export columns: the fields asked for, else the union of the keys of the first page
+  (EXPORT_PAGE_ROWS readings); a key first seen later in the range is not exported unless
+  asked for with `fields`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from libs.common.errors import BadRequest, NotFound
+from libs.common.paging import DEFAULT_LIMIT, MAX_LIMIT
+from services.telemetry import queries
+from services.telemetry.partitions import Partitions, months_ahead
+from services.telemetry.repo import Repo
+from services.telemetry.rows import Batch
+from services.telemetry.schemas import (
+    Bucket,
+    ExportPage,
+    ExportPageQuery,
+    HistoryPage,
+    HistoryQuery,
+    Latest,
+    Reading,
+    Stats,
+)
+
+# One bus answer stays well under NATS's 1 MB (ARCHITECTURE: never over ~512 KiB).
+ANSWER_BUDGET_BYTES = 400 * 1024
+# Bytes of an answer per reading besides its data, and per bucket field (rough, for budgets).
+READING_OVERHEAD_BYTES = 160
+BUCKET_FIELD_BYTES = 110
+EXPORT_PAGE_ROWS = 2000
+MAX_EXPORT_PAGE_ROWS = 5000
+RATE_WINDOW_MIN = 15
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    stored: dict[str, int]  # new rows per device
+    rows: int  # rows offered (stored + duplicates)
+    dropped: Counter[str]
+
+    @property
+    def duplicates(self) -> int:
+        return self.rows - sum(self.stored.values())
+
+
+class TelemetryService:
+    def __init__(self, repo: Repo, partitions: Partitions, retention_days: int) -> None:
+        self.repo = repo
+        self.partitions = partitions
+        self.retention_days = retention_days
+
+    # -- writing ---------------------------------------------------------------------------------
+    def retention_cutoff_ts(self) -> float:
+        return time.time() - self.retention_days * 86400.0
+
+    async def store(self, batch: Batch) -> StoreOutcome:
+        if batch.rows:
+            await self.partitions.ensure(batch.months)
+            stored = await self.repo.store(batch.rows, batch.messages)
+        else:
+            stored = {}
+        return StoreOutcome(stored=stored, rows=len(batch.rows), dropped=batch.dropped)
+
+    async def maintain(self, now: datetime | None = None) -> list[str]:
+        """Daily: months ahead exist, expired months are dropped, old rate rows pruned."""
+        now = now or datetime.now(UTC)
+        await self.partitions.ensure(months_ahead(now))
+        dropped = await self.partitions.drop_expired(now, self.retention_days)
+        await self.repo.prune_minutes()
+        return dropped
+
+    async def forget_device(self, device_id: str) -> int:
+        return await self.repo.delete_device(device_id)
+
+    # -- reading ---------------------------------------------------------------------------------
+    async def latest(self, device_id: str) -> Latest:
+        row = await self.repo.latest(device_id)
+        if row is None:
+            raise NotFound(f"no telemetry for device {device_id!r}")
+        return Latest(device_id=row.device_id, ts=row.ts, received_at=row.received_at,
+                      source=row.source, connection=row.connection,
+                      clock_unsynced=row.clock_unsynced, data=row.data)
+
+    async def history(self, q: HistoryQuery) -> HistoryPage:
+        now = datetime.now(UTC)
+        fields = queries.checked_fields(q.fields)
+        if q.offset < 0:
+            raise BadRequest("offset must not be negative")
+        if q.interval is None:
+            start, end = queries.time_range(q.from_, q.to, now, default=queries.DEFAULT_RAW_RANGE,
+                                            longest=queries.MAX_RAW_RANGE)
+            return await self._raw(q, fields, start, end)
+        width = queries.bucket_width(q.interval)
+        start, end = queries.time_range(q.from_, q.to, now, default=queries.DEFAULT_RAW_RANGE,
+                                        longest=width * queries.MAX_BUCKETS)
+        return await self._buckets(q, q.interval, fields, start, end)
+
+    async def _raw(self, q: HistoryQuery, fields: list[str] | None, start: datetime,
+                   end: datetime) -> HistoryPage:
+        limit = _checked_limit(q.limit, DEFAULT_LIMIT)
+        rows = await self.repo.raw_page(q.device_id, start, end, descending=q.order == "desc",
+                                        limit=limit, offset=q.offset)
+        total = (q.offset + len(rows) if len(rows) < limit and (rows or q.offset == 0)
+                 else await self.repo.count(q.device_id, start, end))
+        items: list[Reading] = []
+        used_bytes = 0
+        for row in rows:
+            used_bytes += row.size_bytes + READING_OVERHEAD_BYTES
+            if items and used_bytes > ANSWER_BUDGET_BYTES:
+                limit = len(items)  # the client's next offset is offset + limit
+                break
+            data = row.data if fields is None else {f: row.data[f] for f in fields
+                                                    if f in row.data}
+            items.append(Reading(ts=row.ts, received_at=row.received_at, source=row.source,
+                                 connection=row.connection, clock_unsynced=row.clock_unsynced,
+                                 data=data))
+        return HistoryPage(items=items, total=total, limit=limit, offset=q.offset, from_=start,
+                           to=end)
+
+    async def _buckets(self, q: HistoryQuery, interval: str, fields: list[str] | None,
+                       start: datetime, end: datetime) -> HistoryPage:
+        counts = await self.repo.bucket_counts(q.device_id, start, end, interval)
+        stats = (await self.repo.field_stats(q.device_id, start, end, interval, fields)
+                 if counts else [])
+        every = queries.buckets(counts, stats)
+        if q.order == "desc":
+            every.reverse()
+        limit = _checked_limit(q.limit, queries.MAX_BUCKETS)
+        page: list[Bucket] = []
+        used_bytes = 0
+        for bucket in every[q.offset:q.offset + limit]:
+            used_bytes += 60 + BUCKET_FIELD_BYTES * len(bucket.fields)
+            if page and used_bytes > ANSWER_BUDGET_BYTES:
+                limit = len(page)
+                break
+            page.append(bucket)
+        return HistoryPage(items=page, total=len(every), limit=limit, offset=q.offset,
+                           from_=start, to=end, interval=interval)
+
+    async def export_page(self, q: ExportPageQuery) -> ExportPage:
+        start, end = queries.time_range(q.from_, q.to, datetime.now(UTC), default=None,
+                                        longest=queries.MAX_EXPORT_RANGE)
+        if not 1 <= q.limit <= MAX_EXPORT_PAGE_ROWS:
+            raise BadRequest(f"limit must be between 1 and {MAX_EXPORT_PAGE_ROWS}")
+        # An empty list is explicit too (only the fixed columns): pages must agree on columns.
+        fields = queries.checked_fields(q.fields) if q.fields else (
+            None if q.fields is None else [])
+        after = queries.parse_time(q.after_ts, "after_ts")
+        # Keyset: strictly after the cursor; the first page starts just before `from`.
+        after = after if after is not None else start - timedelta(microseconds=1)
+        rows = await self.repo.export_page(q.device_id, after, end, q.limit)
+        columns = fields if fields is not None else queries.union_of_keys(rows)
+        lines = queries.export_lines(rows, columns)
+        text = queries.csv_rows(lines)
+        kept = len(rows)
+        while len(text) > ANSWER_BUDGET_BYTES and kept > 1:  # very wide readings
+            kept //= 2
+            text = queries.csv_rows(lines[:kept])
+        more = kept < len(rows) or len(rows) == q.limit
+        next_after = queries.iso(rows[kept - 1].ts) if rows and more else None
+        return ExportPage(fields=columns, header=queries.csv_header(columns), csv=text,
+                          rows=kept, next_after_ts=next_after)
+
+    async def stats(self) -> Stats:
+        messages, readings = await self.repo.rates(RATE_WINDOW_MIN)
+        return Stats(messages_per_minute=round(messages / RATE_WINDOW_MIN, 2),
+                     readings_per_minute=round(readings / RATE_WINDOW_MIN, 2))
+
+
+def _checked_limit(limit: int | None, default: int) -> int:
+    if limit is None:
+        return default
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
