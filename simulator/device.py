@@ -157,15 +157,16 @@ class SimulatedDevice:
         try:
             await link.open()
             self._link = link
+            self.state = "online"  # before the broker passes `online` on: a test may act on it
             await link.publish(self.topic("status"), b"online", qos=1, retain=True)
             if register:
                 await link.publish(REGISTER_TOPIC, encode(self.registration()), qos=1)
         except LinkDown as exc:
             log.debug("connect failed", extra={"device_id": self.device_id, "error": str(exc)})
+            self.state = "offline"
             await self._discard_link()
             self._schedule_reconnect()
             return False
-        self.state = "online"
         self._spawn(self._after_reconnect())
         return True
 
