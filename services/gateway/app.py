@@ -28,11 +28,11 @@ from libs.common.settings import Settings
 from libs.common.subjects import Subjects
 from services.gateway.api.alerts import AlertsController
 from services.gateway.api.auth import AuthController
-from services.gateway.api.commands import CommandsController
+from services.gateway.api.commands import CommandsController, GroupCommandsController
 from services.gateway.api.config import ConfigController
 from services.gateway.api.dashboard import DashboardController
 from services.gateway.api.devices import DevicesController
-from services.gateway.api.firmware import FirmwareController
+from services.gateway.api.firmware import FirmwareController, GroupDeployController
 from services.gateway.api.groups import GroupsController
 from services.gateway.api.system import SystemController
 from services.gateway.api.telemetry import TelemetryController
@@ -53,6 +53,7 @@ PURGE_EVERY_S = 3600.0
 CONTROLLERS: list[Any] = [
     AuthController, SystemController, DevicesController, CommandsController, TelemetryController,
     FirmwareController, AlertsController, ConfigController, GroupsController, DashboardController,
+    GroupCommandsController, GroupDeployController,
 ]
 
 
