@@ -1,6 +1,6 @@
 """`make run`: dependencies (found or embedded), the database, the six services, one log stream.
 
-Ctrl-C or SIGTERM stops the services (SIGTERM, SIGKILL after 15 s), then the embedded
+Ctrl-C, SIGTERM or SIGHUP stops the services (SIGTERM, SIGKILL after 15 s), then the embedded
 dependencies this run started, and exits 0. A second Ctrl-C kills everything at once.
 """
 
@@ -119,7 +119,8 @@ class Supervisor:
         base = f"http://{s.http_host}:{s.http_port}"
         log.info("starting %s; API at %s/api, Swagger UI at %s/swagger",
                  ", ".join(ALL_SERVICES), base, base)
-        self.fleet = Fleet(ALL_SERVICES, self.service_env(urls), ROOT, self.sink)
+        # The services run where the supervisor was started: relative paths mean the same.
+        self.fleet = Fleet(ALL_SERVICES, self.service_env(urls), Path.cwd(), self.sink)
         return await self.fleet.run()
 
     async def stop_dependencies(self) -> None:
@@ -183,7 +184,8 @@ async def supervise(settings: Settings, pretty: bool) -> int:
             main.cancel()
 
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal must not leave the brokers and database running.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, on_signal)
     try:
         return await sup.run()

@@ -40,6 +40,7 @@ class LogSink:
     def __init__(self, pretty: bool, out: BinaryIO | None = None) -> None:
         self.pretty = pretty
         self._out = out if out is not None else sys.stdout.buffer
+        self._closed = False
 
     def write_line(self, source: str, line: bytes) -> None:
         text = line.rstrip(b"\r\n")
@@ -47,19 +48,38 @@ class LogSink:
             return
         if not (text.startswith(b"{") or (self.pretty and source in _PYTHON_SERVICES)):
             text = self._wrap(source, text.decode(errors="replace"))
-        self._out.write(text + b"\n")
-        self._out.flush()
+        if self._closed:
+            return
+        try:
+            self._out.write(text + b"\n")
+            self._out.flush()
+        except (OSError, ValueError):  # terminal gone: keep running, to stop cleanly
+            self._closed = True
 
     def _wrap(self, source: str, text: str) -> bytes:
+        level = _level_of(text)
         if self.pretty:
             stamp = time.strftime("%H:%M:%S")
-            return f"{stamp} INFO {source:9} {text}".encode()
+            return f"{stamp} {level.upper()[:4]:4} {source:9} {text}".encode()
         now = time.time()
         return orjson.dumps({
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
             + f".{int(now % 1 * 1000):03d}Z",
-            "level": "info", "service": source, "msg": text,
+            "level": level, "service": source, "msg": text,
         })
+
+
+# How the programs we run mark their serious lines (PostgreSQL, nats-server, mosquitto, Python).
+_ERROR_MARKS = ("ERROR:", "FATAL:", "PANIC:", "[ERR]", "[FTL]", "Error:", "Traceback ")
+_WARNING_MARKS = ("WARNING:", "[WRN]", "Warning:")
+
+
+def _level_of(text: str) -> str:
+    if any(mark in text for mark in _ERROR_MARKS):
+        return "error"
+    if any(mark in text for mark in _WARNING_MARKS):
+        return "warning"
+    return "info"
 
 
 # Their pretty lines already carry the service name; other programs' lines get it added.
