@@ -7,9 +7,11 @@ what has a health check, and that no secret has a default that would work in pro
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
+import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -214,3 +216,27 @@ def test_the_runtime_part_of_the_lock_is_closed_under_dependencies() -> None:
             if normalize(requirement.name) not in names:
                 missing[name] = requirement.name
     assert not missing, missing
+
+
+def test_the_services_import_nothing_outside_the_runtime_part_of_the_lock() -> None:
+    """A service importing a dev-only package (say esptool) would crash only in the image."""
+    names = {pin.name for pin in runtime_pins(parse_lock((ROOT / "requirements.lock").read_text()))}
+    providers = metadata.packages_distributions()
+    outside = {}
+    for source in [*(ROOT / "libs").rglob("*.py"), *(ROOT / "services").rglob("*.py"),
+                   ROOT / "deploy" / "healthcheck.py"]:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("libs", "services", "deploy"):
+                    continue
+                dists = {normalize(d) for d in providers.get(top, [])}
+                if not dists & names:
+                    outside[f"{source.relative_to(ROOT)}: {module}"] = sorted(dists)
+    assert not outside, outside

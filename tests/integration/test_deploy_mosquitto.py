@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+import yaml
 
 from deploy.mqtt_accounts import add_devices
 from tests.support.console import free_port
@@ -212,6 +213,20 @@ async def test_the_tls_listener_is_on_when_a_certificate_is_mounted(broker: Brok
                               password=broker.passwords["ACV-AAA"], tls_context=context,
                               identifier="tls-ACV-AAA") as device:
         await device.publish("acuvim/ACV-AAA/heartbeat", b"{}", qos=1)
+
+
+def test_the_compose_health_check_of_the_broker_passes(broker: Broker) -> None:
+    """The `mqtt` health check of docker-compose.yml, run as the container would run it."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    kind, command = compose["services"]["mqtt"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    command = command.replace("$$", "$").replace("-p 1883", f"-p {broker.port}")
+    env = {**os.environ, "ACUVIM_MQTT_CONSOLE_USER": CONSOLE_USER,
+           "ACUVIM_MQTT_CONSOLE_PASSWORD": CONSOLE_PASSWORD}
+    assert subprocess.run(["sh", "-c", command], env=env, timeout=10).returncode == 0
+    env["ACUVIM_MQTT_CONSOLE_PASSWORD"] = "wrong"
+    assert subprocess.run(["sh", "-c", command], env=env, timeout=10,
+                          capture_output=True).returncode != 0
 
 
 def test_without_a_certificate_the_entrypoint_says_tls_is_off(tmp_path: Path) -> None:
