@@ -9,6 +9,7 @@ dead-letter stream with its reason and is terminated, so it never blocks the str
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -158,17 +159,24 @@ class DurableConsumer:
 
     async def run(self) -> None:
         sub = await self.ensure()
-        while not self._stopping.is_set():
-            try:
-                msgs = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
-                    nats.js.errors.APIError, nats.errors.NoRespondersError) as exc:
-                log.warning("fetch from %s failed: %s", self.durable, exc)
-                await asyncio.sleep(1.0)
-                continue
-            await self._handle(msgs)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    continue
+                except (nats.errors.ConnectionClosedError,
+                        nats.errors.ConnectionReconnectingError, nats.js.errors.APIError,
+                        nats.errors.NoRespondersError) as exc:
+                    log.warning("fetch from %s failed: %s", self.durable, exc)
+                    await asyncio.sleep(1.0)
+                    continue
+                await self._handle(msgs)
+        finally:
+            # A pull subscription left open makes the connection's drain wait its whole
+            # timeout (30 s) at shutdown; the durable consumer itself stays on the server.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _handle(self, msgs: list[Msg]) -> None:
         fresh: list[Msg] = []
