@@ -26,7 +26,7 @@ $(STAMP): requirements.lock
 venv: $(STAMP) ## Create .venv from requirements.lock (only when the lock changed)
 
 lint: venv ## ruff and mypy --strict
-	$(VENV)/bin/ruff check libs services tests bench
+	$(VENV)/bin/ruff check libs services tests bench simulator
 	$(VENV)/bin/mypy
 
 test: lint ## Lint, then the whole test suite against real PostgreSQL, NATS and Mosquitto
@@ -35,8 +35,15 @@ test: lint ## Lint, then the whole test suite against real PostgreSQL, NATS and 
 run: venv ## Start the whole console (embedded PostgreSQL/NATS/MQTT where none answers); Ctrl-C stops it
 	$(PY) -m services.supervisor
 
-demo: venv ## Start the console with simulated devices (for now: the console alone)
-	$(MAKE) --no-print-directory run
+# The console gets its own session: Ctrl-C reaches the simulator only, then the trap stops the
+# console with one SIGTERM (a second signal would make the supervisor kill everything at once).
+demo: venv ## Start the console plus a simulated fleet (DEMO_DEVICES=50); Ctrl-C stops both
+	@setsid $(PY) -m services.supervisor & console=$$!; \
+	trap 'kill -TERM $$console 2>/dev/null; wait $$console' EXIT; \
+	sleep 3; \
+	$(PY) -m simulator --devices $${DEMO_DEVICES:-50} --seed $${DEMO_SEED:-1} \
+	  --telemetry-interval-s $${DEMO_TELEMETRY_INTERVAL_S:-10} \
+	  --heartbeat-interval-s $${DEMO_HEARTBEAT_INTERVAL_S:-30} --fail-ota-devices 1
 
 bench: venv ## Run every benchmark in bench/ (each prints its figures)
 	@shopt -s nullglob; benches=(bench/*.py); status=0; \

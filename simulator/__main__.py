@@ -79,7 +79,9 @@ async def main(config: FleetConfig) -> None:
     runner = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if runner is not None:
-        loop.add_signal_handler(signal.SIGTERM, runner.cancel)
+        # Explicit handlers: a shell's background job starts with SIGINT ignored (`make demo`).
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, runner.cancel)
     reporter = asyncio.create_task(report(fleet))
     try:
         await fleet.run()

@@ -69,6 +69,7 @@ class SimulatedDevice:
         self._booted_at = time.monotonic()
         self._ntp_at = 0.0
         self._last_live: dict[str, Any] | None = None
+        self._registered = False
         self._link_factory = link_factory or own_connection_factory(Broker(self.fleet.mqtt_url))
         self._link: DeviceLink | None = None
         self._lock = asyncio.Lock()
@@ -144,7 +145,8 @@ class SimulatedDevice:
             self.free_heap = self.min_free_heap = self.rng.randint(140_000, 175_000)
             self.ip_address = self._new_ip()
             self.state = "offline"
-            return await self._connect(register=True)
+            self._registered = False
+            return await self._connect()
 
     def _new_ip(self) -> str:
         r = self.rng
@@ -152,15 +154,16 @@ class SimulatedDevice:
             return f"10.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(2, 254)}"
         return f"192.168.{r.randint(0, 20)}.{r.randint(2, 254)}"
 
-    async def _connect(self, *, register: bool) -> bool:
+    async def _connect(self) -> bool:
         link = self._link_factory(self)
         try:
             await link.open()
             self._link = link
             self.state = "online"  # before the broker passes `online` on: a test may act on it
             await link.publish(self.topic("status"), b"online", qos=1, retain=True)
-            if register:
+            if not self._registered:  # once per boot, on the first connection that works
                 await link.publish(REGISTER_TOPIC, encode(self.registration()), qos=1)
+                self._registered = True
         except LinkDown as exc:
             log.debug("connect failed", extra={"device_id": self.device_id, "error": str(exc)})
             self.state = "offline"
@@ -222,7 +225,7 @@ class SimulatedDevice:
         async with self._lock:
             if self.state != "offline":
                 return self.state == "online"
-            return await self._connect(register=False)
+            return await self._connect()
 
     async def reboot(self, reset_reason: str = "software",
                      firmware_version: str | None = None) -> None:

@@ -86,6 +86,15 @@ async def listening(prefix: str) -> AsyncIterator[Listener]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await task
+        await _forget_retained({h.topic for h in listener.heard if h.topic.endswith("/status")})
+
+
+async def _forget_retained(topics: set[str]) -> None:
+    """Leave no retained status behind on the shared broker (an empty retained message)."""
+    if topics:
+        async with mqtt_client() as client:
+            for topic in topics:
+                await client.publish(topic, b"", qos=1, retain=True)
 
 
 async def retained(topic: str, timeout_s: float = 5.0) -> Any:
