@@ -29,7 +29,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 CONSOLE_SERVICES = ("ingest", "telemetry", "health", "commands", "firmware", "gateway")
 INFRASTRUCTURE = ("postgres", "nats", "mqtt")
 PUBLISHED = {"gateway": {"8000:8000"}, "mqtt": {"1883:1883", "8883:8883"}}
-REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "ACUVIM_MQTT_CONSOLE_PASSWORD")
+REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "ACUVIM_MQTT_CONSOLE_PASSWORD", "ACUVIM_JWT_SECRET")
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|_KEY$|TOKEN$)")
 
 
@@ -86,12 +86,19 @@ def run_compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
 
 
 # -- docker compose config --------------------------------------------------------------------
+def secrets_set() -> dict[str, str]:
+    return {**active_env_example(), "POSTGRES_PASSWORD": "pg-test-password",
+            "ACUVIM_MQTT_CONSOLE_PASSWORD": "mqtt-test-password",
+            "ACUVIM_JWT_SECRET": "j" * 64}
+
+
+def write_env(path: Path, env: dict[str, str]) -> Path:
+    path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    return path
+
+
 def test_compose_config_is_valid_with_the_secrets_set(tmp_path: Path) -> None:
-    env = {**active_env_example(), "POSTGRES_PASSWORD": "pg-test-password",
-           "ACUVIM_MQTT_CONSOLE_PASSWORD": "mqtt-test-password"}
-    env_file = tmp_path / ".env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    done = run_compose_config(env_file)
+    done = run_compose_config(write_env(tmp_path / ".env", secrets_set()))
     assert done.returncode == 0, done.stderr
     rendered = yaml.safe_load(done.stdout)
     assert set(rendered["services"]) == {*CONSOLE_SERVICES, *INFRASTRUCTURE}
@@ -99,6 +106,14 @@ def test_compose_config_is_valid_with_the_secrets_set(tmp_path: Path) -> None:
     assert gateway_env["ACUVIM_DATABASE_URL"] == (
         "postgresql://acuvim:pg-test-password@postgres:5432/acuvim")
     assert gateway_env["ACUVIM_MQTT_URL"] == "mqtt://acuvim-console:mqtt-test-password@mqtt:1883"
+
+
+@pytest.mark.parametrize("secret", REQUIRED_SECRETS)
+def test_compose_refuses_to_run_without_each_required_secret(tmp_path: Path,
+                                                            secret: str) -> None:
+    done = run_compose_config(write_env(tmp_path / ".env", {**secrets_set(), secret: ""}))
+    assert done.returncode != 0
+    assert secret in done.stderr, done.stderr
 
 
 def test_compose_refuses_to_run_with_the_example_env_as_it_is() -> None:
