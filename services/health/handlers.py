@@ -10,11 +10,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from nats.aio.msg import Msg
 from prometheus_client import Counter
 
 from libs.common import bus
 from libs.common.codec import decode
+from libs.common.errors import InvalidInput
 from libs.common.messages.device import DeviceAlert, DeviceRegistration, Heartbeat, StatusReport
 from libs.common.paging import PageQuery
 from libs.common.runtime import Runtime
@@ -56,6 +58,13 @@ def register(rt: Runtime, devices: DeviceInput, fleet: Fleet, dashboard: Dashboa
 
 def input_handler(devices: DeviceInput) -> Callable[[Msg], Awaitable[None]]:
     async def handle(msg: Msg) -> None:
+        try:
+            await dispatch(msg)
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+            # A value the table refuses will be refused on every redelivery: bad input.
+            raise InvalidInput(f"{type(exc).__name__}: {exc}") from exc
+
+    async def dispatch(msg: Msg) -> None:
         kind = msg.subject.split(".")[2]
         origin = f"in{msg.metadata.sequence.stream}"
         if kind == "heartbeat":

@@ -75,9 +75,9 @@ RETURNING {DEVICE_COLUMNS}"""
 
 SET_STATUS = f"""
 UPDATE devices SET
-    status = $2,
-    status_changed_at = CASE WHEN status = $2 THEN status_changed_at ELSE now() END,
-    last_seen = CASE WHEN $2 = 'online' THEN GREATEST(last_seen, $3) ELSE last_seen END,
+    status = $2::text,
+    status_changed_at = CASE WHEN status = $2::text THEN status_changed_at ELSE now() END,
+    last_seen = CASE WHEN $2::text = 'online' THEN GREATEST(last_seen, $3) ELSE last_seen END,
     connection_type = COALESCE($4, connection_type),
     updated_at = now()
 WHERE device_id = $1
@@ -86,7 +86,7 @@ RETURNING {DEVICE_COLUMNS}"""
 # The sweep: one statement per state. The inner SELECT skips rows another transaction holds
 # (a heartbeat being applied, another replica's sweep), so no change is reported twice.
 SWEEP_TO = """
-UPDATE devices d SET status = $1, status_changed_at = now(), updated_at = now()
+UPDATE devices d SET status = $1::text, status_changed_at = now(), updated_at = now()
 FROM (SELECT id, status FROM devices
       WHERE status = ANY($2::text[])
         AND last_seen < now() - make_interval(secs => heartbeat_interval * $3::float8)
