@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
-from litestar import Controller, Request, Response, delete, get, head, patch, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.response import Stream
 from multipart import MultipartSegment, ParserError, PushMultipartParser, parse_options_header
 
@@ -68,11 +68,7 @@ class FirmwareController(Controller):
 
     @get("/download/{version:str}", summary="Download a binary (devices; Range, If-Range)")
     async def download(self, request: Request[Any, Any, Any], version: str) -> Any:
-        return await serve_download(request, version, with_body=True)
-
-    @head("/download/{version:str}", summary="Size and ETag of a binary")
-    async def download_head(self, request: Request[Any, Any, Any], version: str) -> Any:
-        return await serve_download(request, version, with_body=False)
+        return await serve_download(request, version)
 
     @post("/deploy", guards=[operator], status_code=202,
           summary="Deploy a version ({version, device_ids, stages?, stage_unit?, "
@@ -186,8 +182,7 @@ def _unsatisfiable(size: int) -> _Unsatisfiable:
     return _Unsatisfiable(size)
 
 
-async def serve_download(request: Request[Any, Any, Any], version: str,
-                         with_body: bool) -> Response[Any]:
+async def serve_download(request: Request[Any, Any, Any], version: str) -> Response[Any]:
     rpc = rpc_of(request)
     device_id = device_of(request)
     info = await rpc.call("firmware", "download.open",
@@ -205,9 +200,6 @@ async def serve_download(request: Request[Any, Any, Any], version: str,
     if wanted is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
-    if not with_body:
-        return Response(b"", status_code=status, headers=headers,
-                        media_type="application/octet-stream")
     body = stream_binary(rpc, info, start, end, device_id)
     return Stream(body, status_code=status, headers=headers,
                   media_type="application/octet-stream")
