@@ -83,12 +83,13 @@ class Runtime:
 
     def consume(self, *, stream: str, durable: str, filter_subjects: Sequence[str],
                 handler: bus.BatchHandler, batch_size: int = 100, deliver_new: bool = False,
-                fetch_timeout_s: float = 1.0) -> None:
-        """Register a durable JetStream consumer, run by `serve` (shared by all replicas)."""
+                fetch_timeout_s: float = 1.0, ack_wait_s: float = bus.ACK_WAIT_S) -> None:
+        """Register a durable JetStream consumer, run by `serve` (shared by all replicas).
+        `ack_wait_s`: how soon the messages of a replica that died are delivered again."""
         self._consumers.append(bus.DurableConsumer(
             self.js, stream=stream, durable=durable, filter_subjects=filter_subjects,
             handler=handler, batch_size=batch_size, deliver_new=deliver_new,
-            fetch_timeout_s=fetch_timeout_s))
+            fetch_timeout_s=fetch_timeout_s, ack_wait_s=ack_wait_s))
 
     def every(self, name: str, period_s: float, job: Callable[[], Awaitable[Any]]) -> None:
         """Register a periodic job (a sweep); a failing run is logged and the next one runs."""
