@@ -57,6 +57,9 @@ STORE_SECONDS = Histogram("acuvim_telemetry_store_seconds", "Time to store one b
 FETCH_BUNDLES = 64
 # Rows per transaction: large enough for COPY to pay off, small enough to commit promptly.
 MAX_BATCH_ROWS = 5000
+# A replica that dies holding a batch: its bundles go to another replica after this long
+# (a batch commits in well under a second).
+ACK_WAIT_S = 10.0
 # Facts are published after commit; a bus that does not confirm them in time loses them
 # (they are notifications; the readings themselves are stored).
 FACTS_TIMEOUT_S = 5.0
@@ -167,7 +170,7 @@ def register(rt: Runtime, service: TelemetryService) -> None:
     consumer = TelemetryConsumer(service, rt.js, rt.subjects)
     rt.consume(stream=rt.subjects.device_in_stream, durable="telemetry",
                filter_subjects=[rt.subjects.telemetry_in], handler=consumer.handle,
-               batch_size=FETCH_BUNDLES, fetch_timeout_s=1.0)
+               batch_size=FETCH_BUNDLES, fetch_timeout_s=1.0, ack_wait_s=ACK_WAIT_S)
 
     async def on_device_deleted(msg: Msg) -> None:
         fact = decode(msg.data, DeviceDeleted)

@@ -66,8 +66,14 @@ def time_range(start: TimeInput, end: TimeInput, now: datetime, *,
         raise BadRequest(f"reversed range: from {first.isoformat()} is after to "
                          f"{last.isoformat()}")
     if last - first > longest:
-        raise BadRequest(f"range longer than {longest.days} days")
+        raise BadRequest(f"range longer than {_duration(longest)}"
+                         + (" for this interval" if default is not None else ""))
     return first, last
+
+
+def _duration(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} hours"
 
 
 def bucket_width(interval: str) -> timedelta:

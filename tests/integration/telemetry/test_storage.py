@@ -1,0 +1,107 @@
+"""The store against a real PostgreSQL: partitions on demand, once-only rows, retention."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import msgspec
+import pytest
+
+from libs.common import db
+from libs.common.codec import encode
+from libs.common.messages.device import TelemetryBundle, TelemetryMessage, TelemetryReading
+from services.telemetry.app import MIGRATIONS
+from services.telemetry.partitions import Partitions, month_of, months_ahead, partition_name
+from services.telemetry.repo import Repo
+from services.telemetry.rows import Batch, decode_bundle
+from services.telemetry.service import TelemetryService
+from tests.support.console import PG_URL
+
+
+@pytest.fixture(scope="module")
+async def pool() -> AsyncIterator[asyncpg.Pool]:
+    name = f"acuvim_tstore_{uuid.uuid4().hex[:8]}"
+    pool = await db.create_pool(f"{PG_URL}/{name}", "telemetry", max_size=4)
+    await db.migrate(pool, "telemetry", MIGRATIONS)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        admin = await asyncpg.connect(f"{PG_URL}/postgres")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def bundle(device_id: str, times: list[float], received_at: float,
+           source: str = "sd") -> bytes:
+    readings = [TelemetryReading(ts, False, {"v1": 230.0, "ep_imp": ts}) for ts in times]
+    return encode(TelemetryBundle([TelemetryMessage(device_id, received_at, source, "gsm",
+                                                    readings)]))
+
+
+async def store(service: TelemetryService, *bundles: bytes) -> tuple[int, int]:
+    batch = Batch()
+    for data in bundles:
+        batch.add(decode_bundle(data), service.retention_cutoff_ts())
+    outcome = await service.store(batch)
+    return sum(outcome.stored.values()), outcome.duplicates
+
+
+async def test_rows_are_stored_once_across_months(pool: asyncpg.Pool) -> None:
+    service = TelemetryService(Repo(pool), Partitions(pool), retention_days=3650)
+    device = "ACV-" + uuid.uuid4().hex[:12].upper()
+    now = datetime.now(UTC).timestamp()
+    old = (datetime.now(UTC) - timedelta(days=200)).timestamp()  # a month not created ahead
+    times = [old + i for i in range(50)] + [now - i for i in range(50)]
+    assert await store(service, bundle(device, times, now)) == (100, 0)
+    again = bundle(device, [*times[:10], now + 1], now, source="live")
+    assert await store(service, again, again) == (1, 21)
+    names = {partition_name(m) for m in await service.partitions.existing()}
+    assert partition_name(month_of(datetime.fromtimestamp(old, UTC))) in names
+    latest = await service.repo.latest(device)
+    assert latest is not None and latest.ts.timestamp() == pytest.approx(now + 1)
+    assert latest.source == "live"
+
+
+async def test_retention_drops_whole_old_partitions(pool: asyncpg.Pool) -> None:
+    writer = TelemetryService(Repo(pool), Partitions(pool), retention_days=3650)
+    device = "ACV-" + uuid.uuid4().hex[:12].upper()
+    now = datetime.now(UTC)
+    forty_days_ago = (now - timedelta(days=40)).timestamp()
+    await store(writer, bundle(device, [forty_days_ago], now.timestamp()))
+    old_month = month_of(now - timedelta(days=40))
+    assert old_month in await writer.partitions.existing()
+
+    keeper = TelemetryService(Repo(pool), Partitions(pool), retention_days=1)
+    dropped = await keeper.maintain(now)
+    remaining = await keeper.partitions.existing()
+    assert partition_name(old_month) in dropped
+    assert old_month not in remaining
+    assert set(months_ahead(now)) <= set(remaining)  # current and next months are kept
+    # A reading older than the retention is not stored (and recreates no partition).
+    assert await store(keeper, bundle(device, [forty_days_ago], now.timestamp())) == (0, 0)
+    assert old_month not in await keeper.partitions.existing()
+
+
+async def test_cached_partition_dropped_elsewhere_is_recreated(pool: asyncpg.Pool) -> None:
+    partitions = Partitions(pool)
+    month = (2021, 3)
+    await partitions.ensure([month])
+    await Partitions(pool).drop_expired(datetime(2021, 5, 1, tzinfo=UTC), retention_days=1)
+    assert month not in await partitions.existing()
+    partitions.forget()
+    await partitions.ensure([month])
+    assert month in await partitions.existing()
+
+
+def test_decode_view_matches_the_shared_bundle() -> None:
+    data = bundle("ACV-1", [1_700_000_000.5], 1_700_000_001.0)
+    view = decode_bundle(data)
+    original = msgspec.json.decode(data, type=TelemetryBundle)
+    message = view.messages[0]
+    assert message.device_id == original.messages[0].device_id
+    assert message.readings[0].ts == original.messages[0].readings[0].ts
+    assert msgspec.json.decode(message.readings[0].data) == original.messages[0].readings[0].data
