@@ -35,7 +35,8 @@ SELECT c.*, e.id AS event_id FROM c JOIN e USING (request_id) ORDER BY c.created
 INSERT_COMMAND = _transition(f"""
     INSERT INTO commands (device_id, request_id, command, params, created_by, batch_id,
                           group_id, ttl_s, timeout_s, expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6::uuid, $7::uuid, $8, $9, now() + $8 * interval '1 second')
+    VALUES ($1, $2, $3, $4, $5, $6::uuid, $7::uuid, $8::integer, $9,
+            now() + $8::integer * interval '1 second')
     RETURNING {COLUMNS}""").replace("$DETAIL", "$10")
 
 # Queued commands of one device, oldest first, claimed for sending.
@@ -62,16 +63,16 @@ ACKNOWLEDGE = _transition(f"""
 
 # Progress keeps the command open: its deadline starts again (an OTA over GSM takes minutes).
 PROGRESS = _transition(f"""
-    UPDATE commands SET status = 'ack', acked_at = coalesce(acked_at, now()), progress = $3,
+    UPDATE commands SET status = 'ack', acked_at = coalesce(acked_at, now()), progress = $3::real,
         deadline_at = now() + timeout_s * interval '1 second', updated_at = now()
     WHERE request_id = $1 AND device_id = $2 AND status IN {OPEN}
-      AND progress IS DISTINCT FROM $3
+      AND progress IS DISTINCT FROM $3::real
     RETURNING {COLUMNS}""").replace("$DETAIL", "$4")
 
 FINISH = _transition(f"""
-    UPDATE commands SET status = $3, response = $4, error = $5, completed_at = now(),
+    UPDATE commands SET status = $3::varchar, response = $4, error = $5, completed_at = now(),
         deadline_at = NULL, updated_at = now(),
-        progress = CASE WHEN $3 = 'success' AND progress IS NOT NULL THEN 100 ELSE progress END
+        progress = CASE WHEN $3::varchar = 'success' AND progress IS NOT NULL THEN 100 ELSE progress END
     WHERE request_id = $1 AND device_id = $2 AND status IN {OPEN}
     RETURNING {COLUMNS}""").replace("$DETAIL", "$6")
 
