@@ -32,6 +32,7 @@ from services.gateway.api.commands import CommandsController, GroupCommandsContr
 from services.gateway.api.config import ConfigController
 from services.gateway.api.dashboard import DashboardController
 from services.gateway.api.devices import DevicesController
+from services.gateway.api.events import EventsController, LivePageController
 from services.gateway.api.firmware import FirmwareController, GroupDeployController
 from services.gateway.api.groups import GroupsController
 from services.gateway.api.system import SystemController
@@ -53,7 +54,7 @@ PURGE_EVERY_S = 3600.0
 CONTROLLERS: list[Any] = [
     AuthController, SystemController, DevicesController, CommandsController, TelemetryController,
     FirmwareController, AlertsController, ConfigController, GroupsController, DashboardController,
-    GroupCommandsController, GroupDeployController,
+    GroupCommandsController, GroupDeployController, EventsController, LivePageController,
 ]
 
 

@@ -1,0 +1,1 @@
+"""Live events of the gateway: one EVENTS subscription per process fanned out to SSE clients."""
