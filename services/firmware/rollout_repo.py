@@ -67,8 +67,10 @@ UNCLAIM = """
 UPDATE rollout_devices SET state = 'queued', sent_at = NULL, updated_at = now()
 WHERE rollout_id = $1::uuid AND device_id = $2 AND state = 'sent' AND request_id IS NULL"""
 # The device's open entry in the newest rollout that still tracks it.
-OPEN_ENTRY = f"""
-SELECT d.rollout_id::text AS rollout_id, r.version, r.state AS rollout_state, {DEVICE_COLUMNS}
+OPEN_ENTRY = """
+SELECT d.rollout_id::text AS rollout_id, r.version, r.state AS rollout_state, d.device_id,
+    d.stage, d.state, d.request_id, d.progress, d.bytes_downloaded, d.old_version, d.error,
+    d.sent_at, d.rebooting_at, d.updated_at
 FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id
 WHERE d.device_id = $1 AND d.state = ANY($2::text[]) AND r.state = ANY($3::text[])
 ORDER BY r.created_at DESC LIMIT 1"""

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, Any], Awaitable[None]]
 # The command lifecycle must not time an OTA out while a GSM download runs (minutes); the
 # rollout's own device_timeout_s decides when a device has taken too long.
-OTA_COMMAND_TIMEOUT_S = 1800.0
+OTA_COMMAND_TIMEOUT_S = 1800
 
 
 class RolloutService:

@@ -69,6 +69,8 @@ class Tracker:
         if entry is None or (entry.request_id not in (None, fact.request_id)):
             return  # not a rollout's command (sent by hand, or an older one)
         outcome = COMMAND_OUTCOMES.get(fact.status)
+        if outcome is None and fact.progress:  # an `ack` that carries download progress
+            outcome = COMMAND_OUTCOMES["progress"]
         if outcome is None:  # pending, sent, ack: the command is on its way
             if entry.request_id is None:
                 await self.rollout_repo.set_request_id(entry.rollout_id, fact.device_id,
