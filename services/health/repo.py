@@ -83,16 +83,14 @@ UPDATE devices SET
 WHERE device_id = $1
 RETURNING {DEVICE_COLUMNS}"""
 
-# The sweep: one statement per state. The inner SELECT skips rows another transaction holds
-# (a heartbeat being applied, another replica's sweep), so no change is reported twice.
+# The sweep: one statement per change of state. A row another transaction holds (a heartbeat
+# being applied, another replica's sweep) is waited for and its condition checked again on
+# the row as that transaction left it, so a change is never made, nor reported, twice.
 SWEEP_TO = """
-UPDATE devices d SET status = $1::text, status_changed_at = now(), updated_at = now()
-FROM (SELECT id, status FROM devices
-      WHERE status = ANY($2::text[])
-        AND last_seen < now() - make_interval(secs => heartbeat_interval * $3::float8)
-      FOR UPDATE SKIP LOCKED) old
-WHERE d.id = old.id
-RETURNING d.device_id, old.status AS old_status, d.status_changed_at"""
+UPDATE devices SET status = $1::text, status_changed_at = now(), updated_at = now()
+WHERE status = $2::text
+  AND last_seen < now() - heartbeat_interval * ($3::float8 * interval '1 second')
+RETURNING device_id, status_changed_at"""
 
 GET_DEVICE = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1"
 
@@ -176,9 +174,9 @@ async def set_status(conn: Conn, device_id: str, status: str, seen_at: datetime,
     return device_of(row)
 
 
-async def sweep_to(conn: Conn, status: str, from_statuses: list[str],
-                   multiplier: float) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SWEEP_TO, status, from_statuses, multiplier))
+async def sweep_to(conn: Conn, status: str, from_status: str, multiplier: float,
+                   ) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SWEEP_TO, status, from_status, multiplier))
 
 
 async def get_device(conn: Conn | asyncpg.Pool, device_id: str) -> Device | None:

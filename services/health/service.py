@@ -213,30 +213,33 @@ class DeviceInput:
     # -- sweep ---------------------------------------------------------------------------------
     async def sweep(self) -> int:
         """Mark silent devices offline, then degraded; answer how many changed."""
+        # (new status, old status, multiplier): offline first, so that a device silent for
+        # long goes offline in one step rather than through degraded.
+        steps = [("offline", "online", self.offline_multiplier),
+                 ("offline", "degraded", self.offline_multiplier),
+                 ("degraded", "online", self.degraded_multiplier)]
+        changes: list[tuple[asyncpg.Record, str, str]] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            offline = await repo.sweep_to(conn, "offline", ["online", "degraded"],
-                                          self.offline_multiplier)
+            for new, old, multiplier in steps:
+                rows = await repo.sweep_to(conn, new, old, multiplier)
+                changes += [(row, old, new) for row in rows]
             opened = await repo_alerts.open_offline(
-                conn, [r["device_id"] for r in offline], anomalies.DEVICE_OFFLINE,
-                anomalies.DEVICE_OFFLINE_MESSAGE)
-            degraded = await repo.sweep_to(conn, "degraded", ["online"],
-                                           self.degraded_multiplier)
+                conn, [row["device_id"] for row, _, new in changes if new == "offline"],
+                anomalies.DEVICE_OFFLINE, anomalies.DEVICE_OFFLINE_MESSAGE)
         # After the commit: a lost fact here is logged; the state in the table is what counts.
         facts: list[tuple[str, Any, str | None]] = []
-        changes = [(r, "offline") for r in offline] + [(r, "degraded") for r in degraded]
-        for row, new in changes:
-            facts.append((self.subjects.device_status_changed(row["device_id"]),
-                          DeviceStatusChanged(occurred_at=time.time(),
-                                              device_id=row["device_id"],
-                                              old_status=row["old_status"], new_status=new,
-                                              reason="sweep"),
-                          f"sweep:{row['device_id']}:{new}:{row['status_changed_at'].timestamp()}"))
+        for row, old, new in changes:
+            device_id, changed_at = row["device_id"], row["status_changed_at"].timestamp()
+            facts.append((self.subjects.device_status_changed(device_id),
+                          DeviceStatusChanged(occurred_at=time.time(), device_id=device_id,
+                                              old_status=old, new_status=new, reason="sweep"),
+                          f"sweep:{device_id}:{new}:{changed_at}"))
         for alert in opened:
             facts.append((self.subjects.alert_created(alert.device_id),
                           AlertChanged(occurred_at=time.time(), device_id=alert.device_id,
                                        alert=to_builtins(alert)), f"alert:{alert.id}:created"))
         await self._publish_many(facts)
-        return len(offline) + len(degraded)
+        return len(changes)
 
     async def _publish_many(self, facts: list[tuple[str, Any, str | None]]) -> None:
         for start in range(0, len(facts), SWEEP_PUBLISH_CONCURRENCY):

@@ -46,8 +46,11 @@ CREATE TABLE devices (
     -- console receive time of the newest sign of life (heartbeat or status "online"): the
     -- sweep measures silence with it, since device clocks may be off by minutes.
     last_seen         TIMESTAMPTZ
-);
-CREATE INDEX idx_devices_status ON devices(status);
+) WITH (fillfactor = 80);
+-- No index on status (the seed has one): the status and heartbeat columns change all the time,
+-- and leaving them unindexed, with room in each page (fillfactor), makes those updates HOT
+-- (no index writes), which is what keeps the sweep under a second for 100,000 devices. The
+-- status filters and counts read most of the table anyway.
 CREATE INDEX idx_devices_group ON devices(group_id) WHERE group_id IS NOT NULL;
 CREATE INDEX idx_devices_firmware ON devices(firmware_version);
 CREATE INDEX idx_devices_tags ON devices USING GIN (tags jsonb_path_ops);
