@@ -8,7 +8,7 @@ transaction, so a reading is stored once however often it arrives.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -179,12 +179,12 @@ class Repo:
         return [RawRow(**dict(r)) for r in rows]
 
     async def bucket_counts(self, device_id: str, start: datetime, end: datetime,
-                            interval: str) -> dict[datetime, int]:
+                            interval: timedelta) -> dict[datetime, int]:
         rows = await self.pool.fetch(BUCKET_COUNTS, device_id, start, end, interval)
         return {r["bucket"]: r["n"] for r in rows}
 
-    async def field_stats(self, device_id: str, start: datetime, end: datetime, interval: str,
-                          fields: list[str] | None) -> list[StatRow]:
+    async def field_stats(self, device_id: str, start: datetime, end: datetime,
+                          interval: timedelta, fields: list[str] | None) -> list[StatRow]:
         if fields is None:
             rows = await self.pool.fetch(FIELD_STATS_ALL, device_id, start, end, interval)
         else:

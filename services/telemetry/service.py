@@ -106,7 +106,7 @@ class TelemetryService:
         width = queries.bucket_width(q.interval)
         start, end = queries.time_range(q.from_, q.to, now, default=queries.DEFAULT_RAW_RANGE,
                                         longest=width * queries.MAX_BUCKETS)
-        return await self._buckets(q, q.interval, fields, start, end)
+        return await self._buckets(q, width, fields, start, end)
 
     async def _raw(self, q: HistoryQuery, fields: list[str] | None, start: datetime,
                    end: datetime) -> HistoryPage:
@@ -130,10 +130,10 @@ class TelemetryService:
         return HistoryPage(items=items, total=total, limit=limit, offset=q.offset, from_=start,
                            to=end)
 
-    async def _buckets(self, q: HistoryQuery, interval: str, fields: list[str] | None,
+    async def _buckets(self, q: HistoryQuery, width: timedelta, fields: list[str] | None,
                        start: datetime, end: datetime) -> HistoryPage:
-        counts = await self.repo.bucket_counts(q.device_id, start, end, interval)
-        stats = (await self.repo.field_stats(q.device_id, start, end, interval, fields)
+        counts = await self.repo.bucket_counts(q.device_id, start, end, width)
+        stats = (await self.repo.field_stats(q.device_id, start, end, width, fields)
                  if counts else [])
         every = queries.buckets(counts, stats)
         if q.order == "desc":
@@ -148,7 +148,7 @@ class TelemetryService:
                 break
             page.append(bucket)
         return HistoryPage(items=page, total=len(every), limit=limit, offset=q.offset,
-                           from_=start, to=end, interval=interval)
+                           from_=start, to=end, interval=q.interval)
 
     async def export_page(self, q: ExportPageQuery) -> ExportPage:
         start, end = queries.time_range(q.from_, q.to, datetime.now(UTC), default=None,
