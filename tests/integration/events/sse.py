@@ -62,18 +62,19 @@ async def sse(base_url: str, *, token: str | None = None, params: Any = None,
     if token:
         all_headers["Authorization"] = f"Bearer {token}"
     reader = Reader()
-    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=60)) as http:
-        async with http.stream("GET", "/api/events", params=params, headers=all_headers) as reply:
-            reader.status = reply.status_code
-            if reply.status_code != 200:
-                await reply.aread()
-                yield reader
-                return
-            task = asyncio.create_task(reader.read(reply))
-            try:
-                await asyncio.wait_for(reader.attached.wait(), timeout=10)
-                yield reader
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
-                    await task
+    timeout = httpx.Timeout(10, read=60)
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as http, \
+            http.stream("GET", "/api/events", params=params, headers=all_headers) as reply:
+        reader.status = reply.status_code
+        if reply.status_code != 200:
+            await reply.aread()
+            yield reader
+            return
+        task = asyncio.create_task(reader.read(reply))
+        try:
+            await asyncio.wait_for(reader.attached.wait(), timeout=10)
+            yield reader
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await task
