@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test run demo bench clean
+.PHONY: help venv lint audit test test-faults run demo bench clean
 
 help: ## List the targets
 	@echo "Acuvim console. Targets:"
@@ -25,12 +25,31 @@ $(STAMP): requirements.lock
 
 venv: $(STAMP) ## Create .venv from requirements.lock (only when the lock changed)
 
-lint: venv ## ruff and mypy --strict
+lint: venv ## ruff, mypy --strict and the audit of the lock file
 	$(VENV)/bin/ruff check libs services tests bench simulator
 	$(VENV)/bin/mypy
+	@$(MAKE) --no-print-directory audit
+
+# pip-audit asks PyPI's advisory database about every pin of the lock. Offline (no package
+# could be looked up) the audit is skipped with a message instead of failing the lint.
+AUDIT := $(VENV)/bin/pip-audit -r requirements.lock --disable-pip --no-deps --progress-spinner off
+AUDITED := import json, sys; deps = json.load(open(sys.argv[1]))["dependencies"]; \
+	print(sum("skip_reason" not in d for d in deps))
+audit: venv ## pip-audit of requirements.lock (known-vulnerable pins fail; skipped offline)
+	@report=$$(mktemp); trap 'rm -f $$report' EXIT; \
+	$(AUDIT) -f json -o $$report >/dev/null 2>&1; status=$$?; \
+	audited=$$($(PY) -c '$(AUDITED)' $$report 2>/dev/null || echo 0); \
+	if [ "$$audited" = 0 ]; then \
+	  echo "audit skipped: PyPI's advisory database cannot be reached from here (offline?)"; \
+	elif [ $$status != 0 ]; then $(AUDIT) 2>/dev/null; exit 1; \
+	else echo "audit: $$audited pins of requirements.lock, no known vulnerability"; fi
 
 test: lint ## Lint, then the whole test suite against real PostgreSQL, NATS and Mosquitto
 	$(PY) -m pytest -q
+
+# Fault tests start their own NATS, Mosquitto and PostgreSQL (they kill and restart them).
+test-faults: venv ## Fault tests: kill -9, broker and database restarts and outages, nothing lost
+	ACUVIM_TEST_FAULTS=1 $(PY) -m pytest -q tests/faults
 
 run: venv ## Start the whole console (embedded PostgreSQL/NATS/MQTT where none answers); Ctrl-C stops it
 	$(PY) -m services.supervisor
