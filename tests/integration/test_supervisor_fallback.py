@@ -177,6 +177,20 @@ async def test_a_crashed_service_is_restarted(fallback: Running) -> None:
     await eventually(back, timeout_s=30, interval_s=0.5, what="health service back")
 
 
+async def test_a_crashed_embedded_dependency_is_started_again(fallback: Running) -> None:
+    await eventually(lambda: healthy(fallback), timeout_s=START_TIMEOUT_S, interval_s=0.5)
+    nats = [p for p in descendants(fallback.proc.pid) if "nats-server" in command_line(p)]
+    assert len(nats) == 1
+    os.kill(nats[0], signal.SIGKILL)
+
+    async def started_again() -> bool:
+        return "the embedded nats runs again at" in fallback.log()
+
+    await eventually(started_again, timeout_s=20, what="nats started again")
+    # The services reconnect to it, on the same port; JetStream kept its streams on disk.
+    await eventually(lambda: healthy(fallback), timeout_s=30, interval_s=0.5)
+
+
 async def test_sigterm_stops_everything(fallback: Running) -> None:
     await eventually(lambda: healthy(fallback), timeout_s=START_TIMEOUT_S, interval_s=0.5)
     tree = descendants(fallback.proc.pid)
