@@ -166,3 +166,21 @@ async def test_pause_and_cancel_by_hand(console: Console, device_id: str) -> Non
         refused = await viewer.post("/api/firmware/deploy", json={
             "version": version, "device_ids": ids})
         assert refused.status_code == 403
+
+
+async def test_group_deploy_reaches_the_group_members(console: Console, device_id: str) -> None:
+    ids = await fleet(console, 2, device_id)
+    version, _ = await released(console)
+    async with console.client("operator") as operator:
+        group = await operator.post("/api/groups", json={"name": f"g-{device_id}"})
+        assert group.status_code in (200, 201), group.text
+        group_id = group.json()["id"]
+        moved = await operator.put(f"/api/devices/{ids[0]}", json={"group_id": group_id})
+        assert moved.status_code == 200, moved.text
+        reply = await operator.post(f"/api/groups/{group_id}/deploy",
+                                    json={"version": version, "max_concurrent": 1})
+        assert reply.status_code == 202, reply.text
+        rollout = await rollout_of(operator, reply.json()["id"])
+        assert [d["device_id"] for d in rollout["devices"]] == [ids[0]]
+        assert rollout["group_id"] == group_id
+        await operator.post(f"/api/firmware/rollouts/{rollout['id']}/cancel")
