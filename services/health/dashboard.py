@@ -24,9 +24,10 @@ class Dashboard:
         self._telemetry_stats = telemetry_stats
 
     async def summary(self) -> Summary:
-        counts, alerts, versions = await repo_dashboard.summary(self.pool)
-        return Summary(total=counts["total"], online=counts["online"],
-                       degraded=counts["degraded"], offline=counts["offline"],
+        by_status, alerts, versions = await repo_dashboard.summary(self.pool)
+        return Summary(total=sum(by_status.values()), online=by_status.get("online", 0),
+                       degraded=by_status.get("degraded", 0),
+                       offline=by_status.get("offline", 0),
                        open_alerts={s: alerts.get(s, 0) for s in SEVERITIES},
                        firmware_versions=versions)
 

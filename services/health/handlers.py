@@ -37,7 +37,6 @@ from services.health.service import DeviceInput
 log = logging.getLogger(__name__)
 
 DURABLE = "health"
-INPUT_KINDS = ("register", "heartbeat", "status", "alert")
 # Heartbeats of a large fleet arrive steadily; a batch keeps the fetch round trips few.
 BATCH_SIZE = 200
 # Per-minute heartbeat tallies reach the table this often (seconds).
@@ -48,8 +47,10 @@ SWEPT = Counter("acuvim_health_swept_total", "Devices whose state the sweep chan
 
 
 def register(rt: Runtime, devices: DeviceInput, fleet: Fleet, dashboard: Dashboard) -> None:
+    # One wildcard filter rather than one per kind: NATS before 2.10 ignores a list of filter
+    # subjects (and would deliver telemetry too); command answers that match it are skipped.
     rt.consume(stream=rt.subjects.device_in_stream, durable=DURABLE,
-               filter_subjects=[rt.subjects.device_in_kind(k) for k in INPUT_KINDS],
+               filter_subjects=[rt.subjects.device_in_kind("*")],
                handler=bus.each(input_handler(devices)), batch_size=BATCH_SIZE)
     rt.every("health-sweep", rt.settings.health_check_interval_s, sweeper(devices))
     rt.every("heartbeat-tally", TALLY_FLUSH_S, devices.flush_tally)
@@ -76,8 +77,7 @@ def input_handler(devices: DeviceInput) -> Callable[[Msg], Awaitable[None]]:
         elif kind == "alert":
             await devices.device_alert(decode(msg.data, DeviceAlert), origin)
         else:
-            log.warning("unexpected subject %s", msg.subject)
-            return
+            return  # not for health (command answers share the filter)
         HANDLED.labels(kind=kind).inc()
 
     return handle

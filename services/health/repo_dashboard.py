@@ -11,19 +11,15 @@ from typing import Any
 
 import asyncpg
 
-DEVICE_COUNTS = """
-SELECT count(*)::int AS total,
-       count(*) FILTER (WHERE status = 'online')::int AS online,
-       count(*) FILTER (WHERE status = 'degraded')::int AS degraded,
-       count(*) FILTER (WHERE status = 'offline')::int AS offline
-FROM devices"""
+# One scan for the state counts and the firmware versions.
+DEVICES_BY_STATUS_AND_FIRMWARE = """
+SELECT GROUPING(status) = 1 AS by_firmware, status,
+       COALESCE(firmware_version, 'unknown') AS version, count(*)::int AS devices
+FROM devices
+GROUP BY GROUPING SETS ((status), (COALESCE(firmware_version, 'unknown')))"""
 
 OPEN_ALERTS_BY_SEVERITY = """
 SELECT severity, count(*)::int AS alerts FROM alerts WHERE resolved_at IS NULL GROUP BY severity"""
-
-FIRMWARE_VERSIONS = """
-SELECT COALESCE(firmware_version, 'unknown') AS version, count(*)::int AS devices
-FROM devices GROUP BY 1 ORDER BY 2 DESC, 1"""
 
 # Signal quality buckets (dBm): excellent >= -70, good >= -85, fair >= -100, poor below.
 DEVICES_BY_CONNECTION_AND_SIGNAL = """
@@ -46,12 +42,10 @@ LEFT JOIN heartbeat_minutes h ON h.minute = m
 ORDER BY m"""
 
 ALERTS_PER_DAY = """
-SELECT d::date AS day, COALESCE(c.alerts, 0)::int AS alerts
+SELECT d::date AS day, COALESCE(a.alerts, 0)::int AS alerts
 FROM generate_series((now() AT TIME ZONE 'UTC')::date - 29, (now() AT TIME ZONE 'UTC')::date,
                      interval '1 day') d
-LEFT JOIN (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS alerts
-           FROM alerts WHERE created_at >= now() - interval '31 days' GROUP BY 1) c
-       ON c.day = d::date
+LEFT JOIN alert_days a ON a.day = d::date
 ORDER BY d"""
 
 ADD_HEARTBEAT_TALLIES = """
@@ -65,14 +59,14 @@ PRUNE_HEARTBEAT_TALLIES = "DELETE FROM heartbeat_minutes WHERE minute < now() - 
 
 
 async def summary(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-    """(device counts, open alerts by severity, devices by firmware version)."""
+    """(devices by status, open alerts by severity, devices by firmware version)."""
     async with pool.acquire() as conn:
-        counts = await conn.fetchrow(DEVICE_COUNTS)
+        devices = await conn.fetch(DEVICES_BY_STATUS_AND_FIRMWARE)
         alerts = await conn.fetch(OPEN_ALERTS_BY_SEVERITY)
-        versions = await conn.fetch(FIRMWARE_VERSIONS)
-    assert counts is not None
-    return (dict(counts), {r["severity"]: r["alerts"] for r in alerts},
-            {r["version"]: r["devices"] for r in versions})
+    by_status = {r["status"]: r["devices"] for r in devices if not r["by_firmware"]}
+    versions = sorted(((r["version"], r["devices"]) for r in devices if r["by_firmware"]),
+                      key=lambda item: (-item[1], item[0]))
+    return by_status, {r["severity"]: r["alerts"] for r in alerts}, dict(versions)
 
 
 async def device_mix(pool: asyncpg.Pool) -> tuple[dict[str, int], dict[str, int]]:

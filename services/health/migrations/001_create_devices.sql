@@ -85,3 +85,21 @@ CREATE TABLE heartbeat_minutes (
     minute     TIMESTAMPTZ PRIMARY KEY,
     heartbeats BIGINT NOT NULL
 );
+
+-- Alerts opened per UTC day, kept by a statement trigger (one upsert per statement, not per
+-- row: the sweep may open thousands at once), so the dashboard never scans a month of alerts.
+CREATE TABLE alert_days (
+    day    DATE PRIMARY KEY,
+    alerts BIGINT NOT NULL
+);
+
+CREATE FUNCTION count_alert_days() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO alert_days (day, alerts)
+    SELECT (created_at AT TIME ZONE 'UTC')::date, count(*) FROM added GROUP BY 1
+    ON CONFLICT (day) DO UPDATE SET alerts = alert_days.alerts + EXCLUDED.alerts;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER alerts_count_days AFTER INSERT ON alerts
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION count_alert_days();
