@@ -48,6 +48,10 @@ class Console:
     http_port: int
     data_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The servers it runs against (fault tests point them at servers of their own).
+    pg_url: str = PG_URL
+    nats_url: str = NATS_URL
+    mqtt_url: str = MQTT_URL
     processes: dict[str, list[subprocess.Popen[bytes]]] = field(default_factory=dict)
 
     @classmethod
@@ -65,7 +69,7 @@ class Console:
 
     @property
     def database_url(self) -> str:
-        return f"{PG_URL}/{self.database}"
+        return f"{self.pg_url}/{self.database}"
 
     @property
     def bus_root(self) -> str:
@@ -83,8 +87,8 @@ class Console:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ACUVIM_")}
         env.update({
             "ACUVIM_DATABASE_URL": self.database_url,
-            "ACUVIM_NATS_URL": NATS_URL,
-            "ACUVIM_MQTT_URL": MQTT_URL,
+            "ACUVIM_NATS_URL": self.nats_url,
+            "ACUVIM_MQTT_URL": self.mqtt_url,
             "ACUVIM_TOPIC_PREFIX": self.topic_prefix,
             "ACUVIM_BUS_ROOT": self.bus_root,
             "ACUVIM_HTTP_PORT": str(self.http_port),
@@ -171,7 +175,7 @@ class Console:
                                  timeout=kwargs.pop("timeout", 15), **kwargs)
 
     async def drop_database(self) -> None:
-        conn = await asyncpg.connect(f"{PG_URL}/postgres")
+        conn = await asyncpg.connect(f"{self.pg_url}/postgres")
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         finally:
@@ -182,7 +186,7 @@ class Console:
 
         from libs.common.subjects import Subjects
 
-        nc = await nats.connect(NATS_URL)
+        nc = await nats.connect(self.nats_url)
         try:
             js = nc.jetstream()
             s = Subjects(self.bus_root)
