@@ -72,7 +72,8 @@ PROGRESS = _transition(f"""
 FINISH = _transition(f"""
     UPDATE commands SET status = $3::varchar, response = $4, error = $5, completed_at = now(),
         deadline_at = NULL, updated_at = now(),
-        progress = CASE WHEN $3::varchar = 'success' AND progress IS NOT NULL THEN 100 ELSE progress END
+        progress = CASE WHEN $3::varchar = 'success' AND progress IS NOT NULL THEN 100
+                        ELSE progress END
     WHERE request_id = $1 AND device_id = $2 AND status IN {OPEN}
     RETURNING {COLUMNS}""").replace("$DETAIL", "$6")
 

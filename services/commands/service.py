@@ -174,7 +174,7 @@ class CommandService:
         """Send the device's queued commands, oldest first; answer the request ids sent."""
         async with self._locks[zlib.crc32(device_id.encode()) % LOCK_STRIPES]:
             claimed = await self.repo.change(sql.CLAIM_QUEUED, device_id, {"reason": "online"})
-            sent: list[Transition] = []
+            sent: set[str] = set()
             for index, t in enumerate(claimed):
                 c = t.command
                 try:
@@ -188,9 +188,10 @@ class CommandService:
                         await self._announce(await self.repo.change(
                             sql.REQUEUE, rest.command.request_id, {"reason": "bus"}))
                     break
-                sent.append(t)
-            await self._announce(sent)
-            return {t.command.request_id for t in sent}
+                # Announced one by one: the device may answer before the next one leaves.
+                await self._announce([t])
+                sent.add(c.request_id)
+            return sent
 
     async def connectivity(self, device_id: str, online: bool | None,
                            occurred_at: float) -> None:

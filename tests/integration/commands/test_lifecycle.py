@@ -3,6 +3,7 @@ would (or does not), and the HTTP API shows each status with its timestamped his
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -148,3 +149,26 @@ async def test_viewer_cannot_send(console: Console, device_id: str) -> None:
     async with console.client("viewer") as viewer:
         reply = await viewer.post(f"/api/devices/{device_id}/command", json={"command": "ping"})
     assert reply.status_code == 403
+
+
+async def test_ota_progress_keeps_the_command_open(console: Console, api: httpx.AsyncClient,
+                                                   device_id: str) -> None:
+    params = {"url": f"{console.base_url}/api/firmware/download/1.3.0", "version": "1.3.0",
+              "checksum": "c0" * 32, "size": 1_500_000}
+    async with FakeDevice(console, device_id) as device:
+        await bring_online(console, api, device_id)
+        default = await send(api, device_id, command="ota_update", params=params)
+        assert default["timeout_s"] == 1800  # an OTA has its own, longer timeout
+        await device.next_command()
+        # A 2 s timeout, refreshed by each progress answer: alive after 4 s of progress.
+        request_id = str((await send(api, device_id, command="ota_update", params=params,
+                                     timeout_s=2))["request_id"])
+        await device.next_command()
+        for percent in (10, 35, 60, 85):
+            await device.answer(request_id, "progress", progress=percent)
+            await asyncio.sleep(1.0)  # the device's pace, not a wait for the console
+        alive = await command_status(api, device_id, request_id)
+        assert alive["status"] == "ack" and alive["progress"] == 85
+        timed_out = await wait_status(api, device_id, request_id, "timeout", timeout_s=10)
+    assert timed_out["progress"] == 85
+    assert [e["status"] for e in timed_out["events"]][-1] == "timeout"
