@@ -75,14 +75,17 @@ async def no_publish(subject: str, fact: Any, msg_id: str | None) -> None:
 
 
 async def set_based(pool: asyncpg.Pool, devices: int, offline_per_mille: int,
-                    degraded_per_mille: int) -> tuple[float, int]:
+                    degraded_per_mille: int) -> tuple[float, float, int]:
+    """(database time, total time with the facts built and handed over, devices changed)."""
     await fill(pool, devices, offline_per_mille, degraded_per_mille)
     sweeper = DeviceInput(pool, Subjects("bench"), no_publish,
                           degraded_multiplier=DEGRADED_MULTIPLIER,
                           offline_multiplier=OFFLINE_MULTIPLIER)
     started = time.perf_counter()
-    changed = await sweeper.sweep()
-    return time.perf_counter() - started, changed
+    changes, opened = await sweeper.sweep_database()
+    database_s = time.perf_counter() - started
+    await sweeper.announce_sweep(changes, opened)
+    return database_s, time.perf_counter() - started, len(changes)
 
 
 async def naive(pool: asyncpg.Pool, devices: int) -> tuple[float, int]:
@@ -112,9 +115,10 @@ async def main(devices: int, naive_devices: int) -> None:
     try:
         took_s = 0.0
         for label, offline, degraded in SCENARIOS:
-            took_s, changed = await set_based(pool, devices, offline, degraded)
-            print(f"set-based sweep, {label}: {devices:,} devices, {changed:,} changed, "
-                  f"{took_s * 1000:.0f} ms (target < 1000 ms)")
+            took_s, total_s, changed = await set_based(pool, devices, offline, degraded)
+            print(f"set-based sweep, {label}: {devices:,} devices, {changed:,} changed: "
+                  f"database {took_s * 1000:.0f} ms (target < 1000 ms), with facts "
+                  f"{total_s * 1000:.0f} ms")
         naive_s, naive_changed = await naive(pool, naive_devices)
         per_device_s = naive_s / naive_devices
         print(f"naive loop, 2 % changing: {naive_devices:,} devices, {naive_changed:,} changed, "

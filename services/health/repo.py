@@ -155,6 +155,9 @@ async def upsert_registration(conn: Conn, args: tuple[Any, ...],
 
 async def lock_device(conn: Conn, device_id: str) -> tuple[Device, bool]:
     """The device's row, locked; created minimal when unknown (answers whether it was)."""
+    row = await conn.fetchrow(LOCK_DEVICE, device_id)
+    if row is not None:
+        return device_of(row), False
     created = await conn.execute(INSERT_MINIMAL, device_id) == "INSERT 0 1"
     row = await conn.fetchrow(LOCK_DEVICE, device_id)
     assert row is not None

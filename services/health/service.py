@@ -38,6 +38,8 @@ Publish = Callable[[str, Any, str | None], Awaitable[None]]
 # Sweep facts are published this many at a time (each publish waits for JetStream's ack).
 SWEEP_PUBLISH_CONCURRENCY = 200
 INT32_MAX = 2**31 - 1
+# (device id, old status, new status, changed at epoch s)
+SweepChange = tuple[str, str, str, float]
 
 
 def at(epoch_s: float) -> datetime:
@@ -213,33 +215,43 @@ class DeviceInput:
     # -- sweep ---------------------------------------------------------------------------------
     async def sweep(self) -> int:
         """Mark silent devices offline, then degraded; answer how many changed."""
+        changes, opened = await self.sweep_database()
+        # After the commit: a lost fact here is logged; the state in the table is what counts.
+        await self.announce_sweep(changes, opened)
+        return len(changes)
+
+    async def sweep_database(self) -> tuple[list[SweepChange], list[Alert]]:
+        """The state changes of one sweep and the offline alerts they opened, in one
+        transaction: one UPDATE per change of state and one INSERT for the alerts."""
         # (new status, old status, multiplier): offline first, so that a device silent for
         # long goes offline in one step rather than through degraded.
         steps = [("offline", "online", self.offline_multiplier),
                  ("offline", "degraded", self.offline_multiplier),
                  ("degraded", "online", self.degraded_multiplier)]
-        changes: list[tuple[asyncpg.Record, str, str]] = []
+        changes: list[SweepChange] = []
         async with self.pool.acquire() as conn, conn.transaction():
             for new, old, multiplier in steps:
                 rows = await repo.sweep_to(conn, new, old, multiplier)
-                changes += [(row, old, new) for row in rows]
+                changes += [(row["device_id"], old, new, row["status_changed_at"].timestamp())
+                            for row in rows]
             opened = await repo_alerts.open_offline(
-                conn, [row["device_id"] for row, _, new in changes if new == "offline"],
+                conn, [device_id for device_id, _, new, _ in changes if new == "offline"],
                 anomalies.DEVICE_OFFLINE, anomalies.DEVICE_OFFLINE_MESSAGE)
-        # After the commit: a lost fact here is logged; the state in the table is what counts.
-        facts: list[tuple[str, Any, str | None]] = []
-        for row, old, new in changes:
-            device_id, changed_at = row["device_id"], row["status_changed_at"].timestamp()
-            facts.append((self.subjects.device_status_changed(device_id),
-                          DeviceStatusChanged(occurred_at=time.time(), device_id=device_id,
-                                              old_status=old, new_status=new, reason="sweep"),
-                          f"sweep:{device_id}:{new}:{changed_at}"))
-        for alert in opened:
-            facts.append((self.subjects.alert_created(alert.device_id),
-                          AlertChanged(occurred_at=time.time(), device_id=alert.device_id,
-                                       alert=to_builtins(alert)), f"alert:{alert.id}:created"))
+        return changes, opened
+
+    async def announce_sweep(self, changes: list[SweepChange], opened: list[Alert]) -> None:
+        now = time.time()
+        facts: list[tuple[str, Any, str | None]] = [
+            (self.subjects.device_status_changed(device_id),
+             DeviceStatusChanged(occurred_at=now, device_id=device_id, old_status=old,
+                                 new_status=new, reason="sweep"),
+             f"sweep:{device_id}:{new}:{changed_at}")
+            for device_id, old, new, changed_at in changes]
+        facts += [(self.subjects.alert_created(alert.device_id),
+                   AlertChanged(occurred_at=now, device_id=alert.device_id,
+                                alert=to_builtins(alert)), f"alert:{alert.id}:created")
+                  for alert in opened]
         await self._publish_many(facts)
-        return len(changes)
 
     async def _publish_many(self, facts: list[tuple[str, Any, str | None]]) -> None:
         for start in range(0, len(facts), SWEEP_PUBLISH_CONCURRENCY):
