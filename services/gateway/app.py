@@ -40,6 +40,7 @@ from services.gateway.api.telemetry import TelemetryController
 from services.gateway.auth.bootstrap import ensure_first_admin
 from services.gateway.auth.guard import AuthMiddleware
 from services.gateway.auth.service import AuthService
+from services.gateway.events.registry import close_live_events
 from services.gateway.problems import EXCEPTION_HANDLERS
 from services.gateway.secrets import resolve_jwt_secret
 from services.gateway.state import GatewayState
@@ -199,6 +200,7 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         stop = asyncio.create_task(stopping.wait())
         await asyncio.wait([serving, stop], return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
+        await close_live_events(app)
         await serving
         stop.cancel()
         housekeeping.cancel()

@@ -19,3 +19,11 @@ async def hub_of(app: Any) -> Hub:
             await hub.start()
             state.events_hub = hub
         return hub
+
+
+async def close_live_events(app: Any) -> None:
+    """End every open stream at shutdown: the HTTP server waits for open responses to finish,
+    and an event stream never finishes on its own (clients reconnect to another replica)."""
+    hub: Hub | None = app.state.get("events_hub")
+    if hub is not None:
+        await hub.stop()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from libs.common.messages.device import Heartbeat
 from libs.common.messages.events import HeartbeatReceived
@@ -12,6 +15,9 @@ from tests.integration.events.conftest import Bus
 from tests.integration.events.sse import sse
 from tests.support.console import Console
 from tests.support.waiting import eventually
+
+# The HTTP server's grace period is 10 s; streams are ended at once instead.
+STOP_WITHIN_S = 5.0
 
 
 async def test_an_event_has_the_stream_sequence_as_id_its_name_and_the_fact_as_data(
@@ -106,3 +112,26 @@ async def test_telemetry_is_coalesced_to_one_per_device_per_second_keeping_the_l
         await eventually(after, what="the sentinel")
     values = [e.data["data"]["p"] for e in stream.named("telemetry_received")]
     assert values == [0.0, 4.0]
+
+
+async def test_open_streams_end_when_the_gateway_stops(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An open stream must not hold a stopping gateway for the server's grace period."""
+    lone = Console.for_session(Path(tmp_path_factory.mktemp("stop")))
+    lone.start("gateway")
+    try:
+        await lone.wait_healthy(services=(), timeout_s=30)
+        async with sse(lone.base_url, token=lone.token("viewer")) as stream:
+            started = time.monotonic()
+            codes = await asyncio.to_thread(lone.stop, "gateway")
+            assert codes == [0]
+            assert time.monotonic() - started < STOP_WITHIN_S
+
+            async def ended() -> bool:
+                return stream.ended
+
+            await eventually(ended, timeout_s=2, what="the stream's end")
+    finally:
+        lone.stop_all()
+        await lone.delete_streams()
+        await lone.drop_database()
