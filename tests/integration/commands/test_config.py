@@ -4,12 +4,10 @@ passwords masked in every answer and fact; and the Wi-Fi scan that waits for the
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import nats
-import pytest
 
 from tests.integration.commands.fleet import FakeDevice, answer_success, bring_online
 from tests.support.console import NATS_URL, Console
@@ -17,12 +15,6 @@ from tests.support.waiting import eventually
 
 SECRET = "wifi-secret-42"
 GSM_SECRET = "gsm-secret-7"
-
-
-@pytest.fixture
-async def api(console: Console) -> AsyncIterator[httpx.AsyncClient]:
-    async with console.client("operator") as client:
-        yield client
 
 
 async def test_push_config_masks_secrets_and_becomes_reported(

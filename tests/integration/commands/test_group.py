@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,12 +16,6 @@ from tests.support.mqtt import mqtt_client
 from tests.support.waiting import eventually
 
 FLEET_SIZE = 20
-
-
-@pytest.fixture
-async def api(console: Console) -> AsyncIterator[httpx.AsyncClient]:
-    async with console.client("operator") as client:
-        yield client
 
 
 async def make_group(console: Console, api: httpx.AsyncClient) -> tuple[str, list[str]]:

@@ -4,7 +4,6 @@ would (or does not), and the HTTP API shows each status with its timestamped his
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -17,12 +16,6 @@ from tests.integration.commands.fleet import (
     wait_status,
 )
 from tests.support.console import Console
-
-
-@pytest.fixture
-async def api(console: Console) -> AsyncIterator[httpx.AsyncClient]:
-    async with console.client("operator") as client:
-        yield client
 
 
 async def send(api: httpx.AsyncClient, device_id: str, **body: object) -> dict[str, object]:

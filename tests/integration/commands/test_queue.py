@@ -3,19 +3,10 @@ after their TTL, cancelled by an operator while they wait."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
 from tests.integration.commands.fleet import FakeDevice, bring_online, wait_status
 from tests.support.console import Console
-
-
-@pytest.fixture
-async def api(console: Console) -> AsyncIterator[httpx.AsyncClient]:
-    async with console.client("operator") as client:
-        yield client
 
 
 async def queue(api: httpx.AsyncClient, device_id: str, command: str, **body: object) -> str:
