@@ -33,7 +33,6 @@ from libs.common.paging import Page
 from services.commands import repo as sql
 from services.commands.repo import Repo
 from services.commands.schemas import (
-    FINAL_STATUSES,
     CancelCommand,
     Command,
     GetCommand,
@@ -288,10 +287,6 @@ def fact_of(command: Command) -> CommandUpdated:
 def new_request_id() -> str:
     """16 hex digits: unique enough for the fleet, short for a GSM link."""
     return secrets.token_hex(8)
-
-
-def is_final(status: str) -> bool:
-    return status in FINAL_STATUSES
 
 
 def at(occurred_at: float) -> datetime:
