@@ -51,7 +51,11 @@ INSERT INTO known_devices (device_id, hardware, firmware_version) VALUES ($1, $2
 ON CONFLICT (device_id) DO UPDATE SET
     hardware = COALESCE(EXCLUDED.hardware, known_devices.hardware),
     firmware_version = COALESCE(EXCLUDED.firmware_version, known_devices.firmware_version),
-    updated_at = now()"""
+    updated_at = now()
+WHERE (EXCLUDED.hardware IS NOT NULL AND EXCLUDED.hardware IS DISTINCT FROM known_devices.hardware)
+   OR (EXCLUDED.firmware_version IS NOT NULL
+       AND EXCLUDED.firmware_version IS DISTINCT FROM known_devices.firmware_version)"""
+# (a heartbeat that changes nothing writes nothing: one a minute per device adds up)
 DELETE_DEVICE = "DELETE FROM known_devices WHERE device_id = $1"
 GET_DEVICE = "SELECT device_id, hardware, firmware_version FROM known_devices WHERE device_id = $1"
 DEVICE_VERSIONS = """
