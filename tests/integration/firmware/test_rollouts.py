@@ -184,3 +184,21 @@ async def test_group_deploy_reaches_the_group_members(console: Console, device_i
         assert [d["device_id"] for d in rollout["devices"]] == [ids[0]]
         assert rollout["group_id"] == group_id
         await operator.post(f"/api/firmware/rollouts/{rollout['id']}/cancel")
+
+
+async def test_a_silent_device_times_out_and_the_rollout_pauses(console: Console,
+                                                                device_id: str) -> None:
+    (silent,) = await fleet(console, 1, device_id)
+    version, _ = await released(console)
+    async with console.client("operator") as operator:
+        reply = await operator.post("/api/firmware/deploy", json={
+            "version": version, "device_ids": [silent], "device_timeout_s": 1})
+        rollout_id = reply.json()["id"]
+
+        async def paused() -> dict[str, Any] | None:
+            rollout = await rollout_of(operator, rollout_id)
+            return rollout if rollout["state"] == "paused" else None
+
+        rollout = await eventually(paused, timeout_s=15, what="silent device timed out")
+        assert states(rollout) == {silent: "timed_out"}
+        await operator.post(f"/api/firmware/rollouts/{rollout_id}/cancel")
