@@ -16,9 +16,6 @@ from tests.integration.events.sse import sse
 from tests.support.console import Console
 from tests.support.waiting import eventually
 
-# The HTTP server's grace period is 10 s; streams are ended at once instead.
-STOP_WITHIN_S = 5.0
-
 
 async def test_an_event_has_the_stream_sequence_as_id_its_name_and_the_fact_as_data(
         gateway: Console, bus: Bus, device_id: str) -> None:
@@ -116,16 +113,16 @@ async def test_telemetry_is_coalesced_to_one_per_device_per_second_keeping_the_l
 
 async def test_open_streams_end_when_the_gateway_stops(
         tmp_path_factory: pytest.TempPathFactory) -> None:
-    """An open stream must not hold a stopping gateway for the server's grace period."""
+    """An open stream must not hold a stopping gateway until the HTTP server's grace period
+    (10 s) runs out and it cancels the response."""
     lone = Console.for_session(Path(tmp_path_factory.mktemp("stop")))
     lone.start("gateway")
     try:
         await lone.wait_healthy(services=(), timeout_s=30)
         async with sse(lone.base_url, token=lone.token("viewer")) as stream:
-            started = time.monotonic()
             codes = await asyncio.to_thread(lone.stop, "gateway")
             assert codes == [0]
-            assert time.monotonic() - started < STOP_WITHIN_S
+            assert "graceful shutdown exceeded" not in lone.log("gateway")
 
             async def ended() -> bool:
                 return stream.ended
