@@ -31,7 +31,8 @@ DEGRADED_MULTIPLIER = 3.0
 OFFLINE_MULTIPLIER = 5.0
 
 # Per mille of devices silent for 5-10 intervals ($2, due offline) and for 3-5 intervals ($3,
-# due degraded); the rest were heard within one interval.
+# due degraded); the rest were heard within one interval. The silent ones are spread over the
+# table's pages (n * a prime), as they would be in a real fleet, not packed together.
 FILL = """
 INSERT INTO devices (device_id, status, heartbeat_interval, last_seen, last_heartbeat,
                      firmware_version, connection_type, signal_strength)
@@ -39,8 +40,8 @@ SELECT 'BENCH-' || n, 'online', 60, t, t, '1.' || (n % 5) || '.0',
        CASE WHEN n % 3 = 0 THEN 'gsm' ELSE 'wifi' END, -50 - (n % 70)
 FROM generate_series(1, $1) n,
      LATERAL (SELECT now() - make_interval(secs => CASE
-         WHEN n % 1000 < $2 THEN 60 * (5.5 + random() * 4)
-         WHEN n % 1000 < $2 + $3 THEN 60 * (3.2 + random() * 1.6)
+         WHEN (n * 7919) % 1000 < $2 THEN 60 * (5.5 + random() * 4)
+         WHEN (n * 7919) % 1000 < $2 + $3 THEN 60 * (3.2 + random() * 1.6)
          ELSE random() * 60 END) AS t) s"""
 
 # (label, per mille due offline, per mille due degraded); the naive loop compares with the last.

@@ -52,6 +52,7 @@ LOCK_DEVICE = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1 FOR UP
 APPLY_HEARTBEAT = f"""
 UPDATE devices SET
     status = 'online',
+    previous_status = CASE WHEN status = 'online' THEN previous_status ELSE status END,
     status_changed_at = CASE WHEN status = 'online' THEN status_changed_at ELSE now() END,
     last_heartbeat = GREATEST(last_heartbeat, $2),
     last_seen = GREATEST(last_seen, $3),
@@ -76,6 +77,7 @@ RETURNING {DEVICE_COLUMNS}"""
 SET_STATUS = f"""
 UPDATE devices SET
     status = $2::text,
+    previous_status = CASE WHEN status = $2::text THEN previous_status ELSE status END,
     status_changed_at = CASE WHEN status = $2::text THEN status_changed_at ELSE now() END,
     last_seen = CASE WHEN $2::text = 'online' THEN GREATEST(last_seen, $3) ELSE last_seen END,
     connection_type = COALESCE($4, connection_type),
@@ -83,14 +85,23 @@ UPDATE devices SET
 WHERE device_id = $1
 RETURNING {DEVICE_COLUMNS}"""
 
-# The sweep: one statement per change of state. A row another transaction holds (a heartbeat
-# being applied, another replica's sweep) is waited for and its condition checked again on
-# the row as that transaction left it, so a change is never made, nor reported, twice.
-SWEEP_TO = """
-UPDATE devices SET status = $1::text, status_changed_at = now(), updated_at = now()
-WHERE status = $2::text
-  AND last_seen < now() - heartbeat_interval * ($3::float8 * interval '1 second')
-RETURNING device_id, status_changed_at"""
+# The sweep, in one statement (one scan of the table): silent devices go degraded, or offline
+# when silent long enough; `previous_status` keeps what they were for the facts. A row another
+# transaction holds (a heartbeat being applied, another replica's sweep) is waited for and the
+# condition checked again on the row as that transaction left it, so a change is never made,
+# nor reported, twice. $1: degraded multiplier, $2: offline multiplier (larger).
+SWEEP = """
+UPDATE devices SET
+    previous_status = status,
+    status = CASE WHEN last_seen < now() - heartbeat_interval * ($2::float8 * interval '1 second')
+                  THEN 'offline' ELSE 'degraded' END,
+    status_changed_at = now(),
+    updated_at = now()
+WHERE status IN ('online', 'degraded')
+  AND last_seen < now() - heartbeat_interval * ($1::float8 * interval '1 second')
+  AND (status = 'online'
+       OR last_seen < now() - heartbeat_interval * ($2::float8 * interval '1 second'))
+RETURNING device_id, previous_status, status, status_changed_at"""
 
 GET_DEVICE = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1"
 
@@ -177,9 +188,9 @@ async def set_status(conn: Conn, device_id: str, status: str, seen_at: datetime,
     return device_of(row)
 
 
-async def sweep_to(conn: Conn, status: str, from_status: str, multiplier: float,
-                   ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SWEEP_TO, status, from_status, multiplier))
+async def sweep(conn: Conn, degraded_multiplier: float, offline_multiplier: float,
+                ) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SWEEP, degraded_multiplier, offline_multiplier))
 
 
 async def get_device(conn: Conn | asyncpg.Pool, device_id: str) -> Device | None:

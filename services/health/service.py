@@ -222,18 +222,11 @@ class DeviceInput:
 
     async def sweep_database(self) -> tuple[list[SweepChange], list[Alert]]:
         """The state changes of one sweep and the offline alerts they opened, in one
-        transaction: one UPDATE per change of state and one INSERT for the alerts."""
-        # (new status, old status, multiplier): offline first, so that a device silent for
-        # long goes offline in one step rather than through degraded.
-        steps = [("offline", "online", self.offline_multiplier),
-                 ("offline", "degraded", self.offline_multiplier),
-                 ("degraded", "online", self.degraded_multiplier)]
-        changes: list[SweepChange] = []
+        transaction: one UPDATE for the states and one INSERT for the alerts."""
         async with self.pool.acquire() as conn, conn.transaction():
-            for new, old, multiplier in steps:
-                rows = await repo.sweep_to(conn, new, old, multiplier)
-                changes += [(row["device_id"], old, new, row["status_changed_at"].timestamp())
-                            for row in rows]
+            rows = await repo.sweep(conn, self.degraded_multiplier, self.offline_multiplier)
+            changes = [(r["device_id"], r["previous_status"], r["status"],
+                        r["status_changed_at"].timestamp()) for r in rows]
             opened = await repo_alerts.open_offline(
                 conn, [device_id for device_id, _, new, _ in changes if new == "offline"],
                 anomalies.DEVICE_OFFLINE, anomalies.DEVICE_OFFLINE_MESSAGE)

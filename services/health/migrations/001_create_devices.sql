@@ -22,6 +22,7 @@ CREATE TABLE devices (
     status            VARCHAR(16) NOT NULL DEFAULT 'offline'
                       CHECK (status IN ('online', 'offline', 'degraded')),
     status_changed_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    previous_status   VARCHAR(16),  -- before the last change (the sweep reports it)
     last_heartbeat    TIMESTAMPTZ,
     last_telemetry    TIMESTAMPTZ,
     connection_type   VARCHAR(8),
