@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from libs.common.subjects import Subjects
@@ -10,6 +9,7 @@ from services.gateway.events.coalesce import Coalescer
 from services.gateway.events.hub import Hub
 from services.gateway.events.model import EventFilter, LiveEvent, Namer, sse_frame
 from services.gateway.events.stream import StreamRequest, live_stream
+from tests.support.waiting import eventually
 
 SUBJECTS = Subjects("unit")
 
@@ -59,7 +59,11 @@ async def test_the_coalescer_sends_the_first_at_once_and_the_latest_after_the_wi
         coalescer.offer(event(seq, name="telemetry_received"))
     coalescer.offer(event(6, name="telemetry_received", device_id="D2"))
     assert [e.seq for e in sent] == [3, 6]
-    await asyncio.sleep(0.1)  # the window of the held event (time is what is tested here)
+
+    async def flushed() -> bool:
+        return len(sent) == 3
+
+    await eventually(flushed, timeout_s=2, interval_s=0.01, what="the held event")
     assert [e.seq for e in sent] == [3, 6, 10]
     assert sent[-1].frame.startswith(b"id: 10\n") and b'{"n":5}' in sent[-1].frame
 
