@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,6 +13,9 @@ T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+# The JSON escape of U+0000 (an escaped backslash before it does not count). PostgreSQL text and
+# jsonb cannot hold it: refused here as bad input, instead of failing a query with a 500.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def encode(value: Any) -> bytes:
@@ -23,6 +27,9 @@ def decode(data: bytes | str, into: type[T]) -> T:
     decoder = _decoders.get(into)
     if decoder is None:
         decoder = _decoders[into] = msgspec.json.Decoder(into)
+    raw = data.encode() if isinstance(data, str) else data
+    if b"\\u0000" in raw and _NUL_ESCAPE.search(raw):
+        raise InvalidInput("text may not contain the NUL character (U+0000)")
     try:
         return decoder.decode(data)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+
 from services.supervisor import probe
 from tests.support.console import free_port
 
@@ -119,7 +120,7 @@ class Server:
     def _signal_group(self, sig: int) -> None:
         # PostgreSQL's backends are children of the postmaster: pause all of them.
         assert self.proc is not None
-        pids = [self.proc.pid] + _children(self.proc.pid)
+        pids = [self.proc.pid, *_children(self.proc.pid)]
         for pid in pids:
             try:
                 os.kill(pid, sig)
