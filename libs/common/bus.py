@@ -181,7 +181,10 @@ class DurableConsumer:
     async def _handle(self, msgs: list[Msg]) -> None:
         fresh: list[Msg] = []
         for msg in msgs:
-            if msg.metadata.num_delivered > MAX_DELIVER:
+            if not any(subject_matches(p, msg.subject) for p in self.filter_subjects):
+                # NATS < 2.10 ignores a list of filter subjects and delivers the whole stream.
+                await _quietly(msg.ack())
+            elif msg.metadata.num_delivered > MAX_DELIVER:
                 await dead_letter(self.js, msg, f"redelivered {MAX_DELIVER} times")
             else:
                 fresh.append(msg)
@@ -212,6 +215,17 @@ async def dead_letter(js: JetStreamContext, msg: Msg, reason: str) -> None:
     except Exception as exc:  # never lose the stream position over a dead letter
         log.error("could not dead-letter %s: %r", msg.subject, exc)
     await _quietly(msg.term())
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: `*` is one token, a final `>` is one or more tokens."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, level in enumerate(want):
+        if level == ">":
+            return len(have) > i
+        if i >= len(have) or (level != "*" and level != have[i]):
+            return False
+    return len(want) == len(have)
 
 
 def dead_letter_subject(subject: str) -> str:
