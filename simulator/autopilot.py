@@ -11,6 +11,8 @@ import time
 
 from simulator.device import SimulatedDevice
 
+OFF_RECHECK_S = 1.0  # while rebooting, look again this often (a boot also wakes the loop)
+
 
 async def run_device(device: SimulatedDevice, start_delay_s: float = 0.0) -> None:
     """Boot after `start_delay_s`, then live until `device.stop()`."""
@@ -28,7 +30,8 @@ async def run_device(device: SimulatedDevice, start_delay_s: float = 0.0) -> Non
         await device.wait(due - time.monotonic())
         if device.stopping:
             return
-        if device.state == "off":  # rebooting: the command task boots it again
+        if device.state == "off":  # rebooting: the command task boots it and wakes us
+            await device.wait(OFF_RECHECK_S)
             continue
         now = time.monotonic()
         if now >= device.next_link_event_at:

@@ -31,7 +31,7 @@ from simulator.transport import Broker, DeviceLink, LinkDown, OwnConnection
 log = logging.getLogger("simulator.device")
 
 REGISTER_TOPIC = "devices/register"
-RECONNECT_DELAY_S = (2.0, 10.0)   # a firmware retries its broker within this window
+RECONNECT_DELAY_S = (0.5, 5.0)    # a firmware retries its broker within this window
 PENDING_ALERTS_MAX = 50           # alerts kept in RAM while offline (not on the card)
 HEAP_RANGE_BYTES = (60_000, 190_000)
 DeviceState = Literal["off", "online", "offline"]
@@ -146,7 +146,9 @@ class SimulatedDevice:
             self.ip_address = self._new_ip()
             self.state = "offline"
             self._registered = False
-            return await self._connect()
+            connected = await self._connect()
+        self._wake.set()  # the autopilot, idle while the device was off, resumes its timers
+        return connected
 
     def _new_ip(self) -> str:
         r = self.rng
@@ -191,6 +193,7 @@ class SimulatedDevice:
 
     def on_link_lost(self) -> None:
         """The broker connection died under the device (called by its link)."""
+        log.info("link lost", extra={"device_id": self.device_id, "state": self.state})
         if self.state == "online":
             self._went_offline()
             self._link = None
@@ -374,6 +377,8 @@ class SimulatedDevice:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay_s):
                     await self._wake.wait()
+        else:
+            await asyncio.sleep(0)  # always yield: a loop over due work never starves the rest
         self._wake.clear()
 
     @property

@@ -96,8 +96,9 @@ class OwnConnection:
         try:
             async for message in client.messages:
                 self.on_command(_payload_bytes(message.payload))
-        except aiomqtt.MqttError:
-            pass
+        except aiomqtt.MqttError as exc:
+            log.info("connection ended", extra={"device_id": self.device_id, "error": repr(exc),
+                                                "cause": repr(exc.__cause__)})
         await _settle(client)
         if not self._closing and self._client is client:
             self._client = None

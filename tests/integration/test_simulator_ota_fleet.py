@@ -136,3 +136,19 @@ async def test_the_flaky_link_drops_by_itself_buffers_and_replays(
                                  timeout_s=10)
         assert replays[0]["records"] and replays[0]["connection"] == "gsm"
         await ear.wait(device.device_id, "status", lambda s: s == "online", count=2)
+
+
+async def test_the_autopilot_resumes_after_a_reboot_longer_than_its_intervals(
+        prefix: str, ear: Listener) -> None:
+    config = FleetConfig(devices=1, mqtt_url=MQTT_URL, topic_prefix=prefix,
+                         seed=random.randrange(1 << 30), telemetry_interval_s=0.1,
+                         heartbeat_interval_s=0.1, boot_time_s=0.5, flaky_devices=0,
+                         modbus_loss_devices=0, start_spread_s=0.0)
+    async with Fleet(config) as fleet:
+        device = fleet.devices[0]
+        await ear.wait(device.device_id, "heartbeat", count=2)
+        assert (await ear.command(device.device_id, "reboot"))[-1]["status"] == "success"
+        await ear.wait(device.device_id, "register", count=2)
+        before = len(ear.of(device.device_id, "heartbeat"))
+        await ear.wait(device.device_id, "heartbeat", count=before + 3)
+        assert ear.of(device.device_id, "heartbeat")[-1]["reset_reason"] == "software"
