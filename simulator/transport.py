@@ -25,6 +25,7 @@ CommandCallback = Callable[[bytes], None]
 PUBLISH_TIMEOUT_S = 10.0  # a QoS 1 publish whose PUBACK never comes means the link is gone
 KEEPALIVE_S = 60
 RECONNECT_DELAY_S = 1.0
+PENDING_CALLS_WARNING = 5_000
 
 
 class LinkDown(Exception):
@@ -40,8 +41,12 @@ class Broker:
         self.port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
 
     def client(self, identifier: str, will: aiomqtt.Will | None = None) -> aiomqtt.Client:
-        return aiomqtt.Client(hostname=self.host, port=self.port, identifier=identifier,
-                              will=will, keepalive=KEEPALIVE_S, timeout=PUBLISH_TIMEOUT_S)
+        client = aiomqtt.Client(hostname=self.host, port=self.port, identifier=identifier,
+                                will=will, keepalive=KEEPALIVE_S, timeout=PUBLISH_TIMEOUT_S)
+        # A shared connection carries hundreds of devices' publishes at once: that is the plan,
+        # not something to warn about.
+        client.pending_calls_threshold = PENDING_CALLS_WARNING
+        return client
 
 
 class DeviceLink(Protocol):
