@@ -14,6 +14,7 @@ from libs.common.settings import Settings, check_degraded_before_offline
 from services.health import handlers
 from services.health.dashboard import Dashboard
 from services.health.fleet import Fleet
+from services.health.rollout_alerts import RolloutAlerts
 from services.health.service import DeviceInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,8 +34,10 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
             return await rt.rpc_client.call("telemetry", "stats",
                                             timeout_s=TELEMETRY_STATS_TIMEOUT_S)
 
+        rollouts = RolloutAlerts(rt.db, rt.subjects, publish,
+                                 handlers.rollout_reader(rt.rpc_client))
         handlers.register(rt, devices, Fleet(rt.db, rt.subjects, publish),
-                          Dashboard(rt.db, telemetry_stats))
+                          Dashboard(rt.db, telemetry_stats), rollouts)
         await rt.serve()
 
 

@@ -16,12 +16,15 @@ from prometheus_client import Counter
 
 from libs.common import bus
 from libs.common.codec import decode
-from libs.common.errors import InvalidInput
+from libs.common.errors import InvalidInput, NotFound, ServiceUnavailable
 from libs.common.messages.device import DeviceAlert, DeviceRegistration, Heartbeat, StatusReport
+from libs.common.messages.events import FirmwareRolloutUpdated
 from libs.common.paging import PageQuery
+from libs.common.rpc import RpcClient
 from libs.common.runtime import Runtime
 from services.health.dashboard import Dashboard
 from services.health.fleet import Fleet
+from services.health.rollout_alerts import ReadRollout, RolloutAlerts, RolloutView
 from services.health.schemas import (
     AlertAck,
     AlertQuery,
@@ -37,6 +40,8 @@ from services.health.service import DeviceInput
 log = logging.getLogger(__name__)
 
 DURABLE = "health"
+# Facts of other services that raise console alerts (EVENTS stream).
+ROLLOUTS_DURABLE = "health-rollouts"
 # Heartbeats of a large fleet arrive steadily; a batch keeps the fetch round trips few.
 BATCH_SIZE = 200
 # Per-minute heartbeat tallies reach the table this often (seconds).
@@ -44,14 +49,24 @@ TALLY_FLUSH_S = 5.0
 
 HANDLED = Counter("acuvim_health_input_total", "Device input handled by health", ["kind"])
 SWEPT = Counter("acuvim_health_swept_total", "Devices whose state the sweep changed")
+ROLLOUT_FACTS = Counter("acuvim_health_rollout_facts_total",
+                        "Firmware rollout facts handled by health", ["outcome"])
 
 
-def register(rt: Runtime, devices: DeviceInput, fleet: Fleet, dashboard: Dashboard) -> None:
+class FirmwareUnreachable(RuntimeError):
+    """Not a ConsoleError on purpose: the fact is redelivered later, not dead-lettered."""
+
+
+def register(rt: Runtime, devices: DeviceInput, fleet: Fleet, dashboard: Dashboard,
+             rollouts: RolloutAlerts) -> None:
     # One wildcard filter rather than one per kind: NATS before 2.10 ignores a list of filter
     # subjects (and would deliver telemetry too); command answers that match it are skipped.
     rt.consume(stream=rt.subjects.device_in_stream, durable=DURABLE,
                filter_subjects=[rt.subjects.device_in_kind("*")],
                handler=bus.each(input_handler(devices)), batch_size=BATCH_SIZE)
+    rt.consume(stream=rt.subjects.events_stream, durable=ROLLOUTS_DURABLE,
+               filter_subjects=[rt.subjects.firmware_rollout_updated("*")],
+               handler=bus.each(rollout_handler(rollouts)))
     rt.every("health-sweep", rt.settings.health_check_interval_s, sweeper(devices))
     rt.every("heartbeat-tally", TALLY_FLUSH_S, devices.flush_tally)
     _routes(rt, fleet, dashboard)
@@ -81,6 +96,31 @@ def input_handler(devices: DeviceInput) -> Callable[[Msg], Awaitable[None]]:
         HANDLED.labels(kind=kind).inc()
 
     return handle
+
+
+def rollout_handler(rollouts: RolloutAlerts) -> Callable[[Msg], Awaitable[None]]:
+    async def handle(msg: Msg) -> None:
+        fact = decode(msg.data, FirmwareRolloutUpdated)
+        try:
+            outcome = await rollouts.updated(fact, f"ev{msg.metadata.sequence.stream}")
+        except asyncpg.DataError as exc:
+            raise InvalidInput(f"{type(exc).__name__}: {exc}") from exc
+        ROLLOUT_FACTS.labels(outcome=outcome).inc()
+
+    return handle
+
+
+def rollout_reader(rpc: RpcClient) -> ReadRollout:
+    async def read(rollout_id: str) -> RolloutView | None:
+        try:
+            return await rpc.call("firmware", "rollouts.get", {"rollout_id": rollout_id},
+                                  into=RolloutView)
+        except NotFound:
+            return None
+        except ServiceUnavailable as exc:
+            raise FirmwareUnreachable(exc.detail) from exc
+
+    return read
 
 
 def sweeper(devices: DeviceInput) -> Callable[[], Awaitable[None]]:

@@ -49,6 +49,15 @@ UPDATE alerts SET resolved_at = $3
 WHERE device_id = $1 AND alert_type = $2 AND resolved_at IS NULL AND last_seen_at <= $3
 RETURNING {ALERT_COLUMNS}"""
 
+# A rollout's alert is found by the rollout it names (literals, not parameters, so that the
+# partial index of migration 002 serves every plan of the prepared statement).
+RESOLVE_ROLLOUT_ALERTS = f"""
+UPDATE alerts SET resolved_at = $2
+WHERE alert_type = 'rollout_paused' AND metadata ->> 'rollout_id' = $1
+  AND resolved_at IS NULL AND last_seen_at <= $2
+RETURNING {ALERT_COLUMNS}"""
+ROLLOUT_PAUSED = "rollout_paused"
+
 ACKNOWLEDGE = f"""
 UPDATE alerts SET acknowledged = TRUE, acknowledged_by = $2, acknowledged_at = now()
 WHERE id = $1 AND NOT acknowledged
@@ -94,6 +103,12 @@ async def resolve(conn: Conn, device_id: str, alert_type: str,
                   resolved_at: datetime) -> Alert | None:
     row = await conn.fetchrow(RESOLVE_ALERT, device_id, alert_type, resolved_at)
     return alert_of(row) if row else None
+
+
+async def resolve_rollout(conn: Conn, rollout_id: str, resolved_at: datetime) -> list[Alert]:
+    """Close the open `rollout_paused` alerts of a rollout (none when it has none)."""
+    return [alert_of(r) for r in await conn.fetch(RESOLVE_ROLLOUT_ALERTS, rollout_id,
+                                                    resolved_at)]
 
 
 async def acknowledge(pool: asyncpg.Pool, alert_id: int, actor: str,

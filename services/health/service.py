@@ -73,6 +73,19 @@ class Facts:
             await self._publish(subject, fact, msg_id)
 
 
+def alert_fact(subjects: Subjects, facts: Facts, alert: Alert, created: bool) -> None:
+    """The fact of an alert opened (created) or counted again (updated)."""
+    subject = (subjects.alert_created if created else subjects.alert_updated)(alert.device_id)
+    facts.add(subject, AlertChanged(occurred_at=time.time(), device_id=alert.device_id,
+                                    alert=to_builtins(alert)), alert.alert_type)
+
+
+def resolved_fact(subjects: Subjects, facts: Facts, alert: Alert) -> None:
+    facts.add(subjects.alert_resolved(alert.device_id),
+              AlertChanged(occurred_at=time.time(), device_id=alert.device_id,
+                           alert=to_builtins(alert)), alert.alert_type)
+
+
 class HeartbeatTally:
     """Heartbeats counted per minute in memory, added to the table now and then."""
 
@@ -202,15 +215,10 @@ class DeviceInput:
                        alert_type: str, when: datetime) -> None:
         resolved = await repo_alerts.resolve(conn, device_id, alert_type, when)
         if resolved is not None:
-            facts.add(self.subjects.alert_resolved(device_id),
-                      AlertChanged(occurred_at=time.time(), device_id=device_id,
-                                   alert=to_builtins(resolved)), alert_type)
+            resolved_fact(self.subjects, facts, resolved)
 
     def _alert_fact(self, facts: Facts, alert: Alert, created: bool) -> None:
-        subject = (self.subjects.alert_created if created
-                   else self.subjects.alert_updated)(alert.device_id)
-        facts.add(subject, AlertChanged(occurred_at=time.time(), device_id=alert.device_id,
-                                        alert=to_builtins(alert)), alert.alert_type)
+        alert_fact(self.subjects, facts, alert, created)
 
     # -- sweep ---------------------------------------------------------------------------------
     async def sweep(self) -> int:
