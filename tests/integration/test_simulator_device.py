@@ -68,7 +68,7 @@ async def test_registers_sends_telemetry_and_heartbeat_in_the_contract_shapes(
     heartbeat = (await ear.wait(device.device_id, "heartbeat"))[0]
     assert set(heartbeat) == HEARTBEAT_FIELDS
     assert heartbeat["firmware_version"] == registration["firmware_version"]
-    assert heartbeat["reset_reason"] == "software" and -105 <= heartbeat["signal_strength"] <= -92
+    assert heartbeat["reset_reason"] == "software" and -108 <= heartbeat["signal_strength"] <= -92
     assert heartbeat["boot_count"] == device.boot_count
 
 
