@@ -16,6 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from libs.common.db import ensure_database
 from libs.common.logs import setup_logging
@@ -180,8 +181,6 @@ def _pythonpath() -> str:
 
 def _safe(url: str) -> str:
     """A URL without its password, for the logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if not parts.password:
         return url

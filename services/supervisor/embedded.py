@@ -95,16 +95,20 @@ def local_url(url: str, port: int, scheme: str | None = None) -> str:
 
 async def _wait_ready(child: Child, answers: Callable[[], Awaitable[bool]],
                       timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Wait until the child answers; on failure or cancellation (Ctrl-C) stop it first."""
     deadline = time.monotonic() + timeout_s
-    while not await answers():
-        if not child.running:
-            code = await child.wait()
-            raise EmbeddedError(f"{child.name} exited with code {code} while starting "
-                                "(its log lines are above)")
-        if time.monotonic() > deadline:
-            await child.stop(5)
-            raise EmbeddedError(f"{child.name} did not answer within {timeout_s:.0f} s")
-        await asyncio.sleep(0.2)
+    try:
+        while not await answers():
+            if not child.running:
+                code = await child.wait()
+                raise EmbeddedError(f"{child.name} exited with code {code} while starting "
+                                    "(its log lines are above)")
+            if time.monotonic() > deadline:
+                raise EmbeddedError(f"{child.name} did not answer within {timeout_s:.0f} s")
+            await asyncio.sleep(0.2)
+    except BaseException:
+        await child.stop(5)
+        raise
 
 
 async def start_nats(binary: Path, configured_url: str, data_dir: Path,

@@ -83,7 +83,8 @@ def _level_of(text: str) -> str:
 
 
 # Their pretty lines already carry the service name; other programs' lines get it added.
-_PYTHON_SERVICES = {"ingest", "telemetry", "health", "commands", "firmware", "gateway"}
+_PYTHON_SERVICES = {"ingest", "telemetry", "health", "commands", "firmware", "notify",
+                    "gateway"}
 
 
 class Child:
