@@ -35,6 +35,7 @@ from services.gateway.api.devices import DevicesController
 from services.gateway.api.events import EventsController, LivePageController
 from services.gateway.api.firmware import FirmwareController, GroupDeployController
 from services.gateway.api.groups import GroupsController
+from services.gateway.api.notifications import NotificationsController
 from services.gateway.api.system import SystemController
 from services.gateway.api.telemetry import TelemetryController
 from services.gateway.auth.bootstrap import ensure_first_admin
@@ -56,6 +57,7 @@ CONTROLLERS: list[Any] = [
     AuthController, SystemController, DevicesController, CommandsController, TelemetryController,
     FirmwareController, AlertsController, ConfigController, GroupsController, DashboardController,
     GroupCommandsController, GroupDeployController, EventsController, LivePageController,
+    NotificationsController,
 ]
 
 
