@@ -79,7 +79,8 @@ STREAM_NAMES = ("device_in_stream", "device_out_stream", "events_stream", "dead_
 PARAMETERS = {
     "deviceId": "A device id: one subject token, [A-Za-z0-9_-]{1,32}.",
     "rolloutId": "A firmware rollout id.",
-    "service": "A service: ingest, telemetry, health, commands, firmware.",
+    "ruleId": "A notification rule id.",
+    "service": "A service: ingest, telemetry, health, commands, firmware, notify.",
     "operation": "An operation of that service, e.g. devices.list.",
 }
 

@@ -59,6 +59,9 @@ FACTS: tuple[FactKind, ...] = (
              "A firmware rollout or one of its devices changed state.", key="rolloutId"),
     FactKind("firmware_download", "firmware_download_recorded", ev.FirmwareDownloadRecorded,
              "A device downloaded a range of a firmware image.", live=False),
+    FactKind("notification_rule_paused", "notification_rule_paused", ev.NotificationRulePaused,
+             "A notification rule whose webhook or mail server kept failing was paused.",
+             key="ruleId"),
 )
 
 # Names of the live events that are not facts: the stream's own control events.

@@ -54,6 +54,12 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default=())
     instance_id: str = "local"
     mqtt_shared_subscriptions: bool = True
+    # Notifications (services/notify): SMTP for e-mail targets (None: e-mail rules refused).
+    smtp_url: str | None = None
+    smtp_sender: str = "acuvim-console@localhost"
+    notify_quiet_period_s: float = 120.0
+    notify_retry_base_s: float = 10.0
+    notify_pause_after_failures: int = 10
 
     @property
     def stream_prefix(self) -> str:
@@ -186,6 +192,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         instance_id=_read(e, "ACUVIM_INSTANCE_ID", _default_instance_id(),
                           _matching(_SUBJECT_TOKEN, "a name of [A-Za-z0-9_-]")),
         mqtt_shared_subscriptions=_read(e, "ACUVIM_MQTT_SHARED_SUBSCRIPTIONS", "true", _bool),
+        smtp_url=_read(e, "ACUVIM_SMTP_URL", None, _url(("smtp", "smtps"))),
+        smtp_sender=_read(e, "ACUVIM_SMTP_SENDER", "acuvim-console@localhost", s),
+        notify_quiet_period_s=_read(e, "ACUVIM_NOTIFY_QUIET_PERIOD_S", "120", _positive(float)),
+        notify_retry_base_s=_read(e, "ACUVIM_NOTIFY_RETRY_BASE_S", "10", _positive(float)),
+        notify_pause_after_failures=_read(e, "ACUVIM_NOTIFY_PAUSE_AFTER_FAILURES", "10",
+                                          _positive(int)),
     )
 
 

@@ -102,11 +102,14 @@ class Subjects:
     def firmware_download(self, device_id: str) -> str:
         return f"{self.root}.firmware.download.{device_id}"
 
+    def notification_rule_paused(self, rule_id: str) -> str:
+        return f"{self.root}.notify.rule.paused.{rule_id}"
+
     @property
     def events_all(self) -> tuple[str, ...]:
         r = self.root
         return (f"{r}.device.>", f"{r}.heartbeat.>", f"{r}.telemetry.>", f"{r}.alert.>",
-                f"{r}.command.>", f"{r}.config.>", f"{r}.firmware.>")
+                f"{r}.command.>", f"{r}.config.>", f"{r}.firmware.>", f"{r}.notify.>")
 
     @property
     def dead_letter(self) -> str:
@@ -142,4 +145,4 @@ class Subjects:
         return f"{self.stream_prefix}_DEAD"
 
 
-SERVICES = ("ingest", "telemetry", "health", "commands", "firmware")
+SERVICES = ("ingest", "telemetry", "health", "commands", "firmware", "notify")

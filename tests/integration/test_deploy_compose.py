@@ -26,7 +26,8 @@ from deploy.runtime_requirements import normalize, parse_lock, runtime_pins
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-CONSOLE_SERVICES = ("ingest", "telemetry", "health", "commands", "firmware", "gateway")
+CONSOLE_SERVICES = ("ingest", "telemetry", "health", "commands", "firmware", "notify",
+                    "gateway")
 INFRASTRUCTURE = ("postgres", "nats", "mqtt")
 PUBLISHED = {"gateway": {"8000:8000"}, "mqtt": {"1883:1883", "8883:8883"}}
 REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "ACUVIM_MQTT_CONSOLE_PASSWORD", "ACUVIM_JWT_SECRET")

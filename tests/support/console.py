@@ -31,7 +31,7 @@ PG_URL = os.environ.get("ACUVIM_TEST_DATABASE_URL", "postgresql://postgres@127.0
 NATS_URL = os.environ.get("ACUVIM_TEST_NATS_URL", "nats://127.0.0.1:4222")
 MQTT_URL = os.environ.get("ACUVIM_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 JWT_SECRET = "test-secret-" + "x" * 40
-ALL_SERVICES = ("ingest", "telemetry", "health", "commands", "firmware", "gateway")
+ALL_SERVICES = ("ingest", "telemetry", "health", "commands", "firmware", "notify", "gateway")
 
 
 def free_port() -> int:

@@ -94,3 +94,12 @@ class FirmwareDownloadRecorded(Fact, frozen=True, kw_only=True):
     range_start: int
     range_end: int
     size_bytes: int
+
+
+class NotificationRulePaused(Fact, frozen=True, kw_only=True):
+    """A notification rule whose endpoint kept failing was paused (services/notify)."""
+
+    rule_id: str
+    name: str
+    reason: str
+    consecutive_failures: int
