@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)
 
 help: ## List the targets
 	@echo "Acuvim console. Targets:"
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 # The venv is (re)built only when requirements.lock changed: a second `make run` installs nothing.
 $(STAMP): requirements.lock
