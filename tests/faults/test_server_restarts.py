@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from tests.faults.conftest import Servers
 from tests.faults.servers import Server
@@ -15,7 +16,7 @@ from tests.support.console import Console
 OUTAGE_S = 30.0
 
 
-def restart(server: Server, down_s: float = 1.0) -> object:
+def restart(server: Server, down_s: float = 1.0) -> Callable[[], Awaitable[float]]:
     async def inject() -> float:
         await server.stop()  # graceful: Mosquitto writes its persistence file
         await asyncio.sleep(down_s)
@@ -26,21 +27,21 @@ def restart(server: Server, down_s: float = 1.0) -> object:
 
 
 async def test_nats_restart(faulty: Console, fault_servers: Servers) -> None:
-    outcome = await scenario(faulty, "restart NATS", restart(fault_servers.nats))  # type: ignore[arg-type]
+    outcome = await scenario(faulty, "restart NATS", restart(fault_servers.nats))
     assert_nothing_lost(outcome)
 
 
 async def test_mosquitto_restart(faulty: Console, fault_servers: Servers) -> None:
-    outcome = await scenario(faulty, "restart Mosquitto", restart(fault_servers.mqtt))  # type: ignore[arg-type]
+    outcome = await scenario(faulty, "restart Mosquitto", restart(fault_servers.mqtt))
     assert_nothing_lost(outcome)
 
 
 async def test_postgres_restart(faulty: Console, fault_servers: Servers) -> None:
-    outcome = await scenario(faulty, "restart PostgreSQL", restart(fault_servers.postgres))  # type: ignore[arg-type]
+    outcome = await scenario(faulty, "restart PostgreSQL", restart(fault_servers.postgres))
     assert_nothing_lost(outcome)
 
 
 async def test_postgres_unreachable_for_30_s(faulty: Console, fault_servers: Servers) -> None:
     outcome = await scenario(faulty, "PostgreSQL down 30 s",
-                             restart(fault_servers.postgres, down_s=OUTAGE_S))  # type: ignore[arg-type]
+                             restart(fault_servers.postgres, down_s=OUTAGE_S))
     assert_nothing_lost(outcome)
