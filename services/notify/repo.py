@@ -97,12 +97,13 @@ WHERE device_id = $1 AND event = 'device_offline' AND status = 'pending' AND att
 INSERT_ONLINE_IF_OFFLINE_SENT = """
 INSERT INTO deliveries (id, rule_id, fact_seq, event, device_id, occurred_at, data,
                         next_attempt_at)
-SELECT $1::uuid, $2::uuid, $3, 'device_online', $4, $5, $6, now()
+SELECT $1::uuid, $2::uuid, $3::bigint, 'device_online', $4::varchar, $5::timestamptz, $6::jsonb,
+       now()
 WHERE EXISTS (
     SELECT 1 FROM (
         SELECT event, status, attempts FROM deliveries
-        WHERE rule_id = $2::uuid AND device_id = $4
-          AND event IN ('device_offline', 'device_online') AND occurred_at <= $5
+        WHERE rule_id = $2::uuid AND device_id = $4::varchar
+          AND event IN ('device_offline', 'device_online') AND occurred_at <= $5::timestamptz
         ORDER BY occurred_at DESC, created_at DESC LIMIT 1) AS last
     WHERE last.event = 'device_offline'
       AND (last.attempts > 0 OR last.status IN ('delivered', 'bundled')))
