@@ -16,7 +16,7 @@ VERSION_COLUMNS = """version, filename, file_size, checksum, release_notes, hard
     updated_at"""
 
 INSERT_VERSION = f"""
-INSERT INTO firmware_versions (version, sort_key, filename, file_size, checksum, storage_key,
+INSERT INTO firmware_versions (version, sort_key, filename, file_size, checksum, file_path,
     release_notes, hardware, mandatory, project_name, idf_version, build_time, app_version,
     uploaded_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -84,7 +84,7 @@ class VersionRow(msgspec.Struct, frozen=True, kw_only=True):
     filename: str
     file_size: int
     checksum: str
-    storage_key: str
+    file_path: str
     release_notes: str | None
     hardware: str | None
     mandatory: bool
@@ -103,7 +103,7 @@ class Repo:
     async def insert_version(self, new: VersionRow) -> FirmwareVersion:
         row = await self.pool.fetchrow(
             INSERT_VERSION, new.version, new.sort_key, new.filename, new.file_size, new.checksum,
-            new.storage_key, new.release_notes, new.hardware, new.mandatory, new.project_name,
+            new.file_path, new.release_notes, new.hardware, new.mandatory, new.project_name,
             new.idf_version, new.build_time, new.app_version, new.uploaded_by)
         assert row is not None
         return row_to(row, FirmwareVersion)

@@ -33,7 +33,7 @@ from services.firmware.schemas import (
     VersionUpdate,
 )
 from services.firmware.semver import is_newer, parse_version
-from services.firmware.storage import Storage, storage_key
+from services.firmware.storage import Storage, file_path
 from services.firmware.uploads import Uploads
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class FirmwareService:
             await self.storage.put(digest, upload.path)
             row = VersionRow(
                 version=version.text, sort_key=version.sort_key, filename=req.filename[:128],
-                file_size=upload.size_bytes, checksum=digest, storage_key=storage_key(digest),
+                file_size=upload.size_bytes, checksum=digest, file_path=file_path(digest),
                 release_notes=req.release_notes, hardware=req.hardware or None,
                 mandatory=req.mandatory, project_name=info.project_name,
                 idf_version=info.idf_version, build_time=info.build_time,

@@ -31,7 +31,7 @@ class Storage(Protocol):
     async def delete(self, digest: str) -> None: ...
 
 
-def storage_key(digest: str) -> str:
+def file_path(digest: str) -> str:
     if not _DIGEST.match(digest):
         raise NotFound("no such firmware object")
     return f"{digest[:2]}/{digest}.bin"
@@ -47,7 +47,7 @@ class FolderStorage:
         return self.root / "tmp"
 
     def _path(self, digest: str) -> Path:
-        return self.root / storage_key(digest)
+        return self.root / file_path(digest)
 
     async def put(self, digest: str, source: Path) -> None:
         await asyncio.to_thread(self._put, self._path(digest), source)

@@ -6,7 +6,7 @@ CREATE TABLE firmware_versions (
     filename TEXT NOT NULL,
     file_size BIGINT NOT NULL,
     checksum TEXT NOT NULL,                  -- SHA-256 hex, also the storage key
-    storage_key TEXT NOT NULL,
+    file_path TEXT NOT NULL,
     release_notes TEXT,
     hardware TEXT,                           -- null: every hardware
     mandatory BOOLEAN NOT NULL DEFAULT FALSE,
