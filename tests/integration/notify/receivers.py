@@ -8,8 +8,8 @@ import contextlib
 import json
 import time
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -84,7 +84,9 @@ class _Collect:
     async def handle_DATA(self, server: SMTP, session: Session,
                           envelope: Envelope) -> str:
         content = envelope.original_content or b""
-        self.sink.messages.append((list(envelope.rcpt_tos), message_from_bytes(content)))
+        message = message_from_bytes(content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.sink.messages.append((list(envelope.rcpt_tos), message))
         return "250 OK"
 
 
@@ -93,7 +95,7 @@ class SmtpSink:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.messages: list[tuple[list[str], Message]] = []
+        self.messages: list[tuple[list[str], EmailMessage]] = []
         self._controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port)
 
     @property

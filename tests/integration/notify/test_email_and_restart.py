@@ -1,0 +1,68 @@
+"""E-mail to a real SMTP sink, and a notify restart in the middle of retries losing nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from nats.js import JetStreamContext
+
+from tests.integration.notify.conftest import (
+    SERVICES,
+    alert_opened,
+    create_rule,
+    deliveries,
+    new_device_id,
+)
+from tests.integration.notify.receivers import SmtpSink, WebhookReceiver
+from tests.support.console import Console
+from tests.support.waiting import eventually
+
+
+async def test_an_alert_is_mailed(notify_console: Console, js: JetStreamContext,
+                                  http: httpx.AsyncClient, smtp_sink: SmtpSink) -> None:
+    rule = await create_rule(http, {"kind": "email", "addresses": ["ops@example.com"]},
+                             ["alert_opened"])
+    device_id = new_device_id()
+    await alert_opened(js, notify_console, device_id)
+
+    async def mailed() -> list[Any]:
+        return [m for m in smtp_sink.messages if device_id in str(m[1]["Subject"])]
+
+    [(recipients, message)] = await eventually(mailed, what="the e-mail")
+    assert recipients == ["ops@example.com"]
+    assert message["Subject"].strip().startswith("[Acuvim] critical alert opened")
+    [logged] = await deliveries(http, rule["id"])
+    assert logged["status"] == "delivered"
+    assert message["X-Acuvim-Delivery"] == logged["id"]
+    body = json.loads(message.get_content())
+    assert body["device_id"] == device_id and body["event"] == "alert_opened"
+
+
+async def test_a_restart_in_the_middle_of_retries_loses_and_repeats_nothing(
+        notify_console: Console, js: JetStreamContext, http: httpx.AsyncClient,
+        receiver: WebhookReceiver) -> None:
+    receiver.script = [500, 500]
+    rule = await create_rule(http, {"kind": "webhook", "url": receiver.url}, ["alert_opened"])
+    await alert_opened(js, notify_console, new_device_id())
+    await eventually(lambda: _some(receiver.requests), what="a first failed attempt")
+    notify_console.kill("notify")
+    # A fact while notify is down waits in the stream for its durable consumer.
+    await alert_opened(js, notify_console, new_device_id())
+    notify_console.start("notify")
+    await notify_console.wait_healthy(SERVICES, timeout_s=60)
+
+    async def both_delivered() -> bool:
+        return len(await receiver.delivered()) == 2
+
+    await eventually(both_delivered, timeout_s=30, what="both alerts delivered")
+    delivered_ids = [r.headers["x-acuvim-delivery"] for r in await receiver.delivered()]
+    assert len(set(delivered_ids)) == 2  # each taken once
+    log = await deliveries(http, rule["id"])
+    assert sorted(d["id"] for d in log) == sorted(delivered_ids)
+    assert all(d["status"] == "delivered" for d in log)
+
+
+async def _some(items: list[Any]) -> bool:
+    return bool(items)
