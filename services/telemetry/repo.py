@@ -105,6 +105,19 @@ FROM telemetry_records
 WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
 ORDER BY timestamp ASC LIMIT $4
 """
+SELECT_ROLLUPS = """
+SELECT hour, readings, stats FROM hourly_rollups
+WHERE device_id = $1 AND hour >= $2 AND hour < $3
+"""
+SAVE_ROLLUPS = """
+INSERT INTO hourly_rollups (device_id, hour, readings, stats)
+SELECT $1, u.hour, u.readings, u.stats
+FROM unnest($2::timestamptz[], $3::int[], $4::jsonb[]) AS u(hour, readings, stats)
+ON CONFLICT (device_id, hour) DO UPDATE SET readings = EXCLUDED.readings,
+                                            stats = EXCLUDED.stats
+"""
+PRUNE_ROLLUPS = "DELETE FROM hourly_rollups WHERE hour < $1"
+DELETE_DEVICE_ROLLUPS = "DELETE FROM hourly_rollups WHERE device_id = $1"
 DELETE_DEVICE_RECORDS = "DELETE FROM telemetry_records WHERE device_id = $1"
 DELETE_DEVICE_LATEST = "DELETE FROM latest_readings WHERE device_id = $1"
 
@@ -205,8 +218,22 @@ class Repo:
     async def prune_minutes(self) -> None:
         await self.pool.execute(PRUNE_MINUTES)
 
+    async def rollups(self, device_id: str, start: datetime,
+                      end: datetime) -> dict[datetime, tuple[int, dict[str, list[float]]]]:
+        rows = await self.pool.fetch(SELECT_ROLLUPS, device_id, start, end)
+        return {r["hour"]: (r["readings"], r["stats"]) for r in rows}
+
+    async def save_rollups(self, device_id: str,
+                           hours: list[tuple[datetime, int, dict[str, list[float]]]]) -> None:
+        await self.pool.execute(SAVE_ROLLUPS, device_id, [h[0] for h in hours],
+                                [h[1] for h in hours], [h[2] for h in hours])
+
+    async def prune_rollups(self, before: datetime) -> None:
+        await self.pool.execute(PRUNE_ROLLUPS, before)
+
     async def delete_device(self, device_id: str) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.execute(DELETE_DEVICE_RECORDS, device_id)
             await conn.execute(DELETE_DEVICE_LATEST, device_id)
+            await conn.execute(DELETE_DEVICE_ROLLUPS, device_id)
         return int(status.split()[-1])

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from libs.common.errors import BadRequest, NotFound
 from libs.common.paging import DEFAULT_LIMIT, MAX_LIMIT
-from services.telemetry import queries
+from services.telemetry import queries, rollups
 from services.telemetry.partitions import Partitions, months_ahead
 from services.telemetry.repo import Repo
 from services.telemetry.rows import Batch
@@ -75,11 +75,12 @@ class TelemetryService:
         return StoreOutcome(stored=stored, rows=len(batch.rows), dropped=batch.dropped)
 
     async def maintain(self, now: datetime | None = None) -> list[str]:
-        """Daily: months ahead exist, expired months are dropped, old rate rows pruned."""
+        """Daily: months ahead exist, expired months are dropped, old rates/rollups pruned."""
         now = now or datetime.now(UTC)
         await self.partitions.ensure(months_ahead(now))
         dropped = await self.partitions.drop_expired(now, self.retention_days)
         await self.repo.prune_minutes()
+        await self.repo.prune_rollups(now - timedelta(days=self.retention_days))
         return dropped
 
     async def forget_device(self, device_id: str) -> int:
@@ -132,10 +133,13 @@ class TelemetryService:
 
     async def _buckets(self, q: HistoryQuery, width: timedelta, fields: list[str] | None,
                        start: datetime, end: datetime) -> HistoryPage:
-        counts = await self.repo.bucket_counts(q.device_id, start, end, width)
-        stats = (await self.repo.field_stats(q.device_id, start, end, width, fields)
-                 if counts else [])
-        every = queries.buckets(counts, stats)
+        if width >= rollups.HOUR:
+            every = await rollups.buckets(self.repo, q.device_id, start, end, width, fields)
+        else:
+            counts = await self.repo.bucket_counts(q.device_id, start, end, width)
+            stats = (await self.repo.field_stats(q.device_id, start, end, width, fields)
+                     if counts else [])
+            every = queries.buckets(counts, stats)
         if q.order == "desc":
             every.reverse()
         limit = _checked_limit(q.limit, queries.MAX_BUCKETS)

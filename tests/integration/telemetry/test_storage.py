@@ -105,3 +105,36 @@ def test_decode_view_matches_the_shared_bundle() -> None:
     assert message.device_id == original.messages[0].device_id
     assert message.readings[0].ts == original.messages[0].readings[0].ts
     assert msgspec.json.decode(message.readings[0].data) == original.messages[0].readings[0].data
+
+
+async def test_hourly_rollups_are_reused_and_recomputed_after_late_rows(
+        pool: asyncpg.Pool) -> None:
+    from services.telemetry.schemas import HistoryQuery
+
+    service = TelemetryService(Repo(pool), Partitions(pool), retention_days=3650)
+    device = "ACV-" + uuid.uuid4().hex[:12].upper()
+    day = (int(datetime.now(UTC).timestamp()) // 86400 - 3) * 86400  # a UTC midnight
+    times = [float(day + m * 60) for m in range(0, 48 * 60, 10)]  # two days, every 10 min
+    await store(service, bundle(device, times, day + 3 * 86400.0))
+
+    async def query(interval: str, start: float, end: float) -> list[dict[str, object]]:
+        page = await service.history(HistoryQuery(device_id=device, from_=start, to=end,
+                                                  interval=interval, order="asc"))
+        return [msgspec.to_builtins(b) for b in page.items]
+
+    hourly = await query("1h", day + 1800, day + 86400)  # starts mid-hour: a partial edge
+    assert hourly[0]["count"] == 3 and hourly[1]["count"] == 6
+    cached = await pool.fetchval("SELECT count(*) FROM telemetry.hourly_rollups"
+                                 " WHERE device_id = $1", device)
+    assert cached == 23  # whole hours only
+    assert await query("1h", day + 1800, day + 86400) == hourly
+    daily = await query("1d", day, day + 2 * 86400)
+    energy = daily[0]["fields"]["ep_imp"]  # type: ignore[index]
+    assert daily[0]["count"] == 144
+    assert energy["increase"] == times[143] - times[0]  # type: ignore[index]
+    assert energy["avg"] == pytest.approx(sum(times[:144]) / 144)  # type: ignore[index]
+    # A late reading (an SD replay) in a cached hour: the cache notices the new row count.
+    await store(service, bundle(device, [day + 3600 + 5.0], day + 3 * 86400.0))
+    again = await query("1h", day + 1800, day + 86400)
+    assert again[1]["count"] == 7
+    assert again[1]["fields"]["ep_imp"]["min"] == day + 3600  # type: ignore[index]
