@@ -66,3 +66,32 @@ async def test_a_restart_in_the_middle_of_retries_loses_and_repeats_nothing(
 
 async def _some(items: list[Any]) -> bool:
     return bool(items)
+
+
+async def test_two_replicas_send_each_delivery_once(
+        notify_console: Console, js: JetStreamContext, http: httpx.AsyncClient,
+        receiver: WebhookReceiver) -> None:
+    ready_before = notify_console.log("notify").count("notify ready")
+    notify_console.start("notify")  # a second replica next to the first
+    try:
+
+        async def second_ready() -> bool:
+            return notify_console.log("notify").count("notify ready") > ready_before
+
+        await eventually(second_ready, timeout_s=30, what="the second replica")
+        rule = await create_rule(http, {"kind": "webhook", "url": receiver.url},
+                                 ["alert_opened"])
+        for _ in range(30):
+            await alert_opened(js, notify_console, new_device_id())
+
+        async def all_delivered() -> bool:
+            return len(await receiver.delivered()) >= 30
+
+        await eventually(all_delivered, timeout_s=30, what="30 deliveries")
+        ids = [r.headers["x-acuvim-delivery"] for r in receiver.requests]
+        assert len(ids) == len(set(ids)) == 30
+        assert len(await deliveries(http, rule["id"], limit=100)) == 30
+    finally:
+        notify_console.stop("notify")
+        notify_console.start("notify")
+        await notify_console.wait_healthy(SERVICES, timeout_s=60)
