@@ -16,6 +16,8 @@ from services.telemetry.service import TelemetryService
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Partitions ahead, retention and pruning: at start, then daily.
 MAINTENANCE_PERIOD_S = 24 * 3600.0
+# The hour that just ended is rolled up a few minutes into the next one (late live readings).
+ROLLUP_CHECK_PERIOD_S = 300.0
 
 
 async def main(settings: Settings, stopping: asyncio.Event) -> None:
@@ -25,6 +27,7 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
         await service.maintain()
         handlers.register(rt, service)
         rt.every("partitions", MAINTENANCE_PERIOD_S, service.maintain)
+        rt.every("rollups", ROLLUP_CHECK_PERIOD_S, service.roll_up_last_hour)
         await rt.serve()
 
 

@@ -116,6 +116,33 @@ FROM unnest($2::timestamptz[], $3::int[], $4::jsonb[]) AS u(hour, readings, stat
 ON CONFLICT (device_id, hour) DO UPDATE SET readings = EXCLUDED.readings,
                                             stats = EXCLUDED.stats
 """
+# Rollups of every device for a range of complete hours (the hourly job), in one statement.
+ROLL_UP_ALL = """
+WITH counts AS (
+    SELECT device_id, date_bin('1 hour', timestamp, TIMESTAMPTZ '2000-01-01T00:00:00Z') AS hour,
+           count(*) AS readings
+    FROM telemetry_records WHERE timestamp >= $1 AND timestamp < $2 GROUP BY 1, 2
+), fields AS (
+    SELECT t.device_id, date_bin('1 hour', t.timestamp, TIMESTAMPTZ '2000-01-01T00:00:00Z')
+           AS hour, kv.key, count(*) AS n, min(kv.num) AS low, max(kv.num) AS high,
+           sum(kv.num) AS total
+    FROM telemetry_records t
+    CROSS JOIN LATERAL (
+        SELECT f.key, f.value::float8 AS num FROM jsonb_each(t.data) AS f
+        WHERE jsonb_typeof(f.value) = 'number'
+    ) kv
+    WHERE t.timestamp >= $1 AND t.timestamp < $2 GROUP BY 1, 2, 3
+), stats AS (
+    SELECT device_id, hour, jsonb_object_agg(key, jsonb_build_array(n, low, high, total))
+           AS stats
+    FROM fields GROUP BY 1, 2
+)
+INSERT INTO hourly_rollups (device_id, hour, readings, stats)
+SELECT c.device_id, c.hour, c.readings, coalesce(s.stats, '{}'::jsonb)
+FROM counts c LEFT JOIN stats s USING (device_id, hour)
+ON CONFLICT (device_id, hour) DO UPDATE SET readings = EXCLUDED.readings,
+                                            stats = EXCLUDED.stats
+"""
 PRUNE_ROLLUPS = "DELETE FROM hourly_rollups WHERE hour < $1"
 DELETE_DEVICE_ROLLUPS = "DELETE FROM hourly_rollups WHERE device_id = $1"
 DELETE_DEVICE_RECORDS = "DELETE FROM telemetry_records WHERE device_id = $1"
@@ -227,6 +254,10 @@ class Repo:
                            hours: list[tuple[datetime, int, dict[str, list[float]]]]) -> None:
         await self.pool.execute(SAVE_ROLLUPS, device_id, [h[0] for h in hours],
                                 [h[1] for h in hours], [h[2] for h in hours])
+
+    async def roll_up_all(self, start: datetime, end: datetime) -> int:
+        status = await self.pool.execute(ROLL_UP_ALL, start, end)
+        return int(status.split()[-1])
 
     async def prune_rollups(self, before: datetime) -> None:
         await self.pool.execute(PRUNE_ROLLUPS, before)

@@ -17,6 +17,8 @@ from services.telemetry.repo import Repo, StatRow
 from services.telemetry.schemas import Bucket, FieldStats
 
 HOUR = timedelta(hours=1)
+# Hours computed per query of the readings (then saved), so that progress survives a timeout.
+SPAN_HOURS = 48
 # [count, min, max, sum] of one field in one hour (what is mergeable).
 Agg = list[float]
 HourStats = dict[str, Agg]
@@ -65,6 +67,17 @@ def to_buckets(hours: dict[datetime, HourStats], counts: dict[datetime, int],
         for start in sorted(merged)]
 
 
+def spans(hours: list[datetime]) -> list[list[datetime]]:
+    """Sorted hours cut into runs of at most SPAN_HOURS consecutive-ish hours."""
+    out: list[list[datetime]] = []
+    for hour in hours:
+        if out and hour - out[-1][0] < SPAN_HOURS * HOUR:
+            out[-1].append(hour)
+        else:
+            out.append([hour])
+    return out
+
+
 async def hourly(repo: Repo, device_id: str, start: datetime, end: datetime,
                  now: datetime) -> tuple[dict[datetime, HourStats], dict[datetime, int]]:
     """Statistics and row counts per hour of [start, end), partial hours at the edges included."""
@@ -78,13 +91,13 @@ async def hourly(repo: Repo, device_id: str, start: datetime, end: datetime,
         stale = sorted(h for h, n in counts.items()
                        if whole_from <= h < whole_to and cached.get(h, (-1, {}))[0] != n)
         stats = {h: s for h, (n, s) in cached.items() if counts.get(h) == n}
-        if stale:
-            fresh = by_hour(await repo.field_stats(device_id, stale[0], stale[-1] + HOUR, HOUR,
+        for span in spans(stale):
+            fresh = by_hour(await repo.field_stats(device_id, span[0], span[-1] + HOUR, HOUR,
                                                    None))
-            complete = [(h, counts[h], fresh.get(h, {})) for h in stale if h + HOUR <= now]
-            if complete:
+            complete = [(h, counts[h], fresh.get(h, {})) for h in span if h + HOUR <= now]
+            if complete:  # saved span by span: a long cold query keeps its progress
                 await repo.save_rollups(device_id, complete)
-            stats.update({h: fresh.get(h, {}) for h in stale})
+            stats.update({h: fresh.get(h, {}) for h in span})
     edges = ([(start, whole_from), (whole_to, end)] if whole_from < whole_to
              else [(start, end)])
     for edge_from, edge_to in edges:

@@ -61,6 +61,7 @@ class TelemetryService:
         self.repo = repo
         self.partitions = partitions
         self.retention_days = retention_days
+        self._rolled_up_hour: datetime | None = None
 
     # -- writing ---------------------------------------------------------------------------------
     def retention_cutoff_ts(self) -> float:
@@ -82,6 +83,15 @@ class TelemetryService:
         await self.repo.prune_minutes()
         await self.repo.prune_rollups(now - timedelta(days=self.retention_days))
         return dropped
+
+    async def roll_up_last_hour(self) -> None:
+        """Hourly statistics of the hour that just ended, for every device (history's cache);
+        each replica does it once per hour (a second run only rewrites the same rows)."""
+        hour = rollups.floor_hour(datetime.now(UTC)) - rollups.HOUR
+        if self._rolled_up_hour == hour:
+            return
+        await self.repo.roll_up_all(hour, hour + rollups.HOUR)
+        self._rolled_up_hour = hour
 
     async def forget_device(self, device_id: str) -> int:
         return await self.repo.delete_device(device_id)

@@ -138,3 +138,18 @@ async def test_hourly_rollups_are_reused_and_recomputed_after_late_rows(
     again = await query("1h", day + 1800, day + 86400)
     assert again[1]["count"] == 7
     assert again[1]["fields"]["ep_imp"]["min"] == day + 3600  # type: ignore[index]
+
+
+async def test_the_hourly_job_rolls_up_every_device(pool: asyncpg.Pool) -> None:
+    service = TelemetryService(Repo(pool), Partitions(pool), retention_days=3650)
+    hour = datetime(2024, 5, 1, 10, tzinfo=UTC)
+    devices = ["ACV-" + uuid.uuid4().hex[:12].upper() for _ in range(3)]
+    for device in devices:
+        await store(service, bundle(device, [hour.timestamp() + m * 60 for m in range(60)],
+                                    hour.timestamp() + 3600))
+    await service.partitions.ensure([(2024, 5)])
+    assert await service.repo.roll_up_all(hour, hour + timedelta(hours=1)) >= 3
+    cached = await service.repo.rollups(devices[0], hour, hour + timedelta(hours=1))
+    readings, stats = cached[hour]
+    assert readings == 60
+    assert stats["v1"] == [60, 230.0, 230.0, 230.0 * 60]
