@@ -14,19 +14,10 @@ from tests.support.console import ALL_SERVICES, Console
 @pytest.fixture(scope="session")
 async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
     """All six services running, with a 1 s health sweep and short command timeout."""
-    c = Console.for_session(
-        Path(tmp_path_factory.mktemp("console")),
-        ACUVIM_HEALTH_CHECK_INTERVAL_S="1",
-        ACUVIM_COMMAND_TIMEOUT_S="3",
-    )
-    c.start(*ALL_SERVICES)
-    try:
-        await c.wait_healthy(timeout_s=60)
+    async with Console.running(Path(tmp_path_factory.mktemp("console")), ALL_SERVICES,
+                               ACUVIM_HEALTH_CHECK_INTERVAL_S="1",
+                               ACUVIM_COMMAND_TIMEOUT_S="3") as c:
         yield c
-    finally:
-        c.stop_all()
-        await c.delete_streams()
-        await c.drop_database()
 
 
 @pytest.fixture

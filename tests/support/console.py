@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,34 @@ class Console:
         env.update(self.extra_env)
         env.update(overrides)
         return env
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, tmp: Path, services: tuple[str, ...] = ALL_SERVICES,
+                      timeout_s: float = 60, **extra_env: str) -> AsyncIterator[Console]:
+        """A console of these services, healthy, removed afterwards (processes, streams,
+        database)."""
+        console = cls.for_session(tmp, **extra_env)
+        console.start(*services)
+        try:
+            await console.wait_healthy(services=services, timeout_s=timeout_s)
+            yield console
+        finally:
+            await console.close()
+
+    async def close(self) -> None:
+        self.stop_all()
+        await self.delete_streams()
+        await self.drop_database()
+
+    async def wait_log(self, service: str, text: str, count: int = 1,
+                       timeout_s: float = 30) -> None:
+        """Wait until `service` logged `text` at least `count` times."""
+        deadline = time.monotonic() + timeout_s
+        while self.log(service).count(text) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service} did not log {text!r} {count}x in {timeout_s}s")
+            await asyncio.sleep(0.1)
 
     # -- processes -----------------------------------------------------------------------------
     def start(self, *services: str, **env_overrides: str) -> None:

@@ -19,16 +19,10 @@ SERVICES = ("ingest", "health", "commands", "gateway")
 
 @pytest.fixture(scope="module")
 async def own_console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
-    c = Console.for_session(Path(tmp_path_factory.mktemp("commands-restart")),
-                            ACUVIM_COMMAND_TIMEOUT_S="60", ACUVIM_HEALTH_CHECK_INTERVAL_S="1")
-    c.start(*SERVICES)
-    try:
-        await c.wait_healthy(SERVICES, timeout_s=60)
+    async with Console.running(Path(tmp_path_factory.mktemp("commands-restart")), SERVICES,
+                               ACUVIM_COMMAND_TIMEOUT_S="60",
+                               ACUVIM_HEALTH_CHECK_INTERVAL_S="1") as c:
         yield c
-    finally:
-        c.stop_all()
-        await c.delete_streams()
-        await c.drop_database()
 
 
 async def metric(port: int, name: str) -> float:

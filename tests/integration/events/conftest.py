@@ -20,15 +20,9 @@ from tests.support.console import NATS_URL, Console
 
 @pytest.fixture(scope="package")
 async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
-    c = Console.for_session(Path(tmp_path_factory.mktemp("events")))
-    c.start("gateway")
-    try:
-        await c.wait_healthy(services=(), timeout_s=30)
+    async with Console.running(Path(tmp_path_factory.mktemp("events")), ("gateway",),
+                               timeout_s=30) as c:
         yield c
-    finally:
-        c.stop_all()
-        await c.delete_streams()
-        await c.drop_database()
 
 
 @pytest.fixture(scope="package")

@@ -20,15 +20,9 @@ ADMIN_PASSWORD = "admin-password-1"
 async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
     """One gateway process in its own database, first admin from ACUVIM_ADMIN_* (the defaults
     of tests/support/console.py)."""
-    c = Console.for_session(Path(tmp_path_factory.mktemp("gateway")))
-    c.start("gateway")
-    try:
-        await c.wait_healthy(services=(), timeout_s=30)
+    async with Console.running(Path(tmp_path_factory.mktemp("gateway")), ("gateway",),
+                               timeout_s=30) as c:
         yield c
-    finally:
-        c.stop_all()
-        await c.delete_streams()
-        await c.drop_database()
 
 
 def some_address() -> str:

@@ -43,18 +43,11 @@ async def ingest(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cons
     await nc.close()
     c.start("ingest")
     try:
-        await _wait_mqtt_connected(c)
+        await c.wait_log("ingest", "mqtt connected")
         yield c
     finally:
         c.stop_all()
         await c.delete_streams()
-
-
-async def _wait_mqtt_connected(c: Console) -> None:
-    async def connected() -> bool:
-        return "mqtt connected" in c.log("ingest")
-
-    await eventually(connected, timeout_s=20, what="ingest connected to MQTT")
 
 
 class BusReader:

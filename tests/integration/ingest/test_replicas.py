@@ -29,12 +29,8 @@ async def two_ingests(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     await nc.close()
     c.start("ingest", ACUVIM_INSTANCE_ID="replica-a")
     c.start("ingest", ACUVIM_INSTANCE_ID="replica-b")
-
-    async def both_connected() -> bool:
-        return c.log("ingest").count("mqtt connected") >= 2
-
     try:
-        await eventually(both_connected, timeout_s=20, what="both replicas connected")
+        await c.wait_log("ingest", "mqtt connected", count=2)
         yield c
     finally:
         c.stop_all()
