@@ -41,6 +41,7 @@ from services.gateway.api.telemetry import TelemetryController
 from services.gateway.auth.bootstrap import ensure_first_admin
 from services.gateway.auth.guard import AuthMiddleware
 from services.gateway.auth.service import AuthService
+from services.gateway.auth.throttle import DeviceRateLimit
 from services.gateway.events.registry import close_live_events
 from services.gateway.problems import EXCEPTION_HANDLERS
 from services.gateway.secrets import resolve_jwt_secret
@@ -158,6 +159,7 @@ def create_app(state: GatewayState, auth: AuthService) -> Litestar:
     )
     app.state.gateway = state
     app.state.gateway_auth = auth
+    app.state.device_rate_limit = DeviceRateLimit()
     return app
 
 

@@ -138,6 +138,7 @@ def device_of(request: Request[Any, Any, Any]) -> str | None:
     if device_id:
         if not DEVICE_ID.match(device_id):
             raise Unauthorized("not a device id")
+        request.app.state.device_rate_limit.count(device_id)
         return device_id
     if not isinstance(request.scope.get("user"), Principal):
         raise Unauthorized("name the device (X-Device-Id or device_id) or send a bearer token")
