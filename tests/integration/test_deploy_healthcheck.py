@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from libs.common.subjects import SERVICES
 from tests.support.console import ROOT, Console, free_port
 from tests.support.waiting import eventually
 
-BACKEND = ("ingest", "telemetry", "health", "commands", "firmware")
+BACKEND = SERVICES
 
 
 async def healthcheck(env: dict[str, str], *args: str) -> tuple[int, str]:
