@@ -64,8 +64,13 @@ async def load(console: Console, days: int) -> tuple[float, float]:
 async def timed(client: httpx.AsyncClient, params: dict[str, Any], runs: int,
                 path: str = "history") -> dict[str, Any]:
     url = f"/api/devices/{DEVICE}/telemetry/{path}"
-    reply = await client.get(url, params=params)  # warm-up (plans, caches)
+    started = time.perf_counter()
+    while True:  # warm-up (plans, caches; hourly rollups of data loaded behind the service)
+        reply = await client.get(url, params=params)
+        if reply.status_code != 503:
+            break
     assert reply.status_code == 200, reply.text
+    cold_s = time.perf_counter() - started
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -73,7 +78,7 @@ async def timed(client: httpx.AsyncClient, params: dict[str, Any], runs: int,
         times.append((time.perf_counter() - started) * 1000)
         assert reply.status_code == 200, reply.text
     items = len(reply.json()["items"])
-    return {"median_ms": round(statistics.median(times), 1),
+    return {"cold_first_s": round(cold_s, 2), "median_ms": round(statistics.median(times), 1),
             "p90_ms": round(sorted(times)[int(0.9 * (len(times) - 1))], 1), "items": items}
 
 

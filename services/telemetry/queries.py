@@ -141,9 +141,32 @@ def csv_rows(rows: Iterable[Sequence[str]]) -> str:
     return out.getvalue()
 
 
-def export_lines(rows: Iterable[ExportRow], fields: Sequence[str]) -> list[list[str]]:
+def export_lines(rows: Iterable[ExportRow], fields: Sequence[str]) -> list[list[Any]]:
+    """CSV rows; numbers and None go to the csv module as they are (it writes repr and ""),
+    only text and booleans pass through csv_cell (the hot loop of an export)."""
+    special = _SPECIAL_CELLS
     return [[iso(r.ts), r.source, csv_cell(r.connection), csv_cell(r.clock_unsynced),
-             *(csv_cell(r.data.get(f)) for f in fields)] for r in rows]
+             *(csv_cell(v) if type(v) in special else v for v in map(r.data.get, fields))]
+            for r in rows]
+
+
+_SPECIAL_CELLS = frozenset({str, bool, dict, list})
+
+
+def csv_text_within(lines: Sequence[Sequence[Any]], budget_bytes: int) -> tuple[str, int]:
+    """As many leading lines as fit in `budget_bytes` (at least one), as CSV text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    kept = 0
+    for start in range(0, len(lines), 50):
+        mark = out.tell()
+        writer.writerows(lines[start:start + 50])
+        if out.tell() > budget_bytes and kept:
+            out.seek(mark)
+            out.truncate()
+            break
+        kept = min(len(lines), start + 50)
+    return out.getvalue(), kept
 
 
 def union_of_keys(rows: Iterable[ExportRow]) -> list[str]:

@@ -177,12 +177,8 @@ class TelemetryService:
         after = after if after is not None else start - timedelta(microseconds=1)
         rows = await self.repo.export_page(q.device_id, after, end, q.limit)
         columns = fields if fields is not None else queries.union_of_keys(rows)
-        lines = queries.export_lines(rows, columns)
-        text = queries.csv_rows(lines)
-        kept = len(rows)
-        while len(text) > ANSWER_BUDGET_BYTES and kept > 1:  # very wide readings
-            kept //= 2
-            text = queries.csv_rows(lines[:kept])
+        text, kept = queries.csv_text_within(queries.export_lines(rows, columns),
+                                             ANSWER_BUDGET_BYTES)
         more = kept < len(rows) or len(rows) == q.limit
         next_after = queries.iso(rows[kept - 1].ts) if rows and more else None
         return ExportPage(fields=columns, header=queries.csv_header(columns), csv=text,
