@@ -73,8 +73,9 @@ async def connect(url: str, name: str) -> NATS:
     )
 
 
-def stream_configs(subjects: Subjects) -> list[StreamConfig]:
-    return [
+def stream_configs(subjects: Subjects, replicas: int = 1) -> list[StreamConfig]:
+    """The console's streams; `replicas` > 1 on a NATS cluster (ACUVIM_JETSTREAM_REPLICAS)."""
+    configs = [
         StreamConfig(
             name=subjects.device_in_stream, subjects=[subjects.device_in_all],
             retention=RetentionPolicy.INTEREST, storage=StorageType.FILE,
@@ -96,11 +97,14 @@ def stream_configs(subjects: Subjects) -> list[StreamConfig]:
             max_age=DEAD_MAX_AGE_S, discard=DiscardPolicy.OLD,
         ),
     ]
+    for config in configs:
+        config.num_replicas = replicas
+    return configs
 
 
-async def declare_streams(js: JetStreamContext, subjects: Subjects) -> None:
+async def declare_streams(js: JetStreamContext, subjects: Subjects, replicas: int = 1) -> None:
     """Create or update the console's streams; safe to call from every service at start."""
-    for config in stream_configs(subjects):
+    for config in stream_configs(subjects, replicas):
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:

@@ -64,7 +64,8 @@ class Runtime:
         nc = await retry_until_ready(
             "NATS", lambda: bus.connect(settings.nats_url, f"acuvim-{name}"), stopping)
         js = nc.jetstream()
-        await retry_until_ready("JetStream", lambda: bus.declare_streams(js, subjects), stopping)
+        await retry_until_ready("JetStream", lambda: bus.declare_streams(
+            js, subjects, settings.jetstream_replicas), stopping)
         pool = None
         if migrations is not None:
             pool = await retry_until_ready(

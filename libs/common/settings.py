@@ -54,6 +54,7 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default=())
     instance_id: str = "local"
     mqtt_shared_subscriptions: bool = True
+    jetstream_replicas: int = 1
     # Notifications (services/notify): SMTP for e-mail targets (None: e-mail rules refused).
     smtp_url: str | None = None
     smtp_sender: str = "acuvim-console@localhost"
@@ -134,6 +135,13 @@ def _default_instance_id() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:64] or "local"
 
 
+def _replicas(raw: str) -> int:
+    value = int(raw)
+    if value not in (1, 3, 5):
+        raise ValueError("expected 1, 3 or 5 (JetStream replicas on a NATS cluster)")
+    return value
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -192,6 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         instance_id=_read(e, "ACUVIM_INSTANCE_ID", _default_instance_id(),
                           _matching(_SUBJECT_TOKEN, "a name of [A-Za-z0-9_-]")),
         mqtt_shared_subscriptions=_read(e, "ACUVIM_MQTT_SHARED_SUBSCRIPTIONS", "true", _bool),
+        jetstream_replicas=_read(e, "ACUVIM_JETSTREAM_REPLICAS", "1", _replicas),
         smtp_url=_read(e, "ACUVIM_SMTP_URL", None, _url(("smtp", "smtps"))),
         smtp_sender=_read(e, "ACUVIM_SMTP_SENDER", "acuvim-console@localhost", s),
         notify_quiet_period_s=_read(e, "ACUVIM_NOTIFY_QUIET_PERIOD_S", "120", _positive(float)),

@@ -169,7 +169,8 @@ async def open_state(settings: Settings, stopping: asyncio.Event) -> AsyncIterat
     nc = await retry_until_ready("NATS", lambda: bus.connect(settings.nats_url, "acuvim-gateway"),
                                  stopping)
     js = nc.jetstream()
-    await retry_until_ready("JetStream", lambda: bus.declare_streams(js, subjects), stopping)
+    await retry_until_ready("JetStream", lambda: bus.declare_streams(
+            js, subjects, settings.jetstream_replicas), stopping)
     pool = await retry_until_ready(
         "PostgreSQL", lambda: db.create_pool(settings.database_url, "gateway"), stopping)
     await db.migrate(pool, "gateway", MIGRATIONS)

@@ -35,6 +35,7 @@ def test_defaults_are_the_contracts() -> None:
     ("ACUVIM_TELEMETRY_RETENTION_DAYS", "1.5"),
     ("ACUVIM_BUS_ROOT", "a.b"),
     ("ACUVIM_MQTT_SHARED_SUBSCRIPTIONS", "maybe"),
+    ("ACUVIM_JETSTREAM_REPLICAS", "2"),
 ])
 def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):

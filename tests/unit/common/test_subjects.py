@@ -34,3 +34,10 @@ def test_every_event_subject_is_in_the_events_stream() -> None:
     for subject in inputs:
         assert subject_matches(s.device_in_all, subject)
         assert not any(subject_matches(p, subject) for p in s.events_all)
+
+
+def test_streams_take_the_configured_replicas() -> None:
+    from libs.common.bus import stream_configs
+
+    assert {c.num_replicas for c in stream_configs(Subjects("acuvim"))} == {1}
+    assert {c.num_replicas for c in stream_configs(Subjects("acuvim"), 3)} == {3}
