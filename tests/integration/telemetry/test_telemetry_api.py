@@ -217,3 +217,25 @@ async def test_csv_export_pages_and_field_selection(console: Console, device_id:
     rows = list(csv.reader(io.StringIO(reply.text)))
     assert rows[0][-1] == "v1" and len(rows[0]) == 5
     assert [float(r[-1]) for r in rows[1:]] == [float(i) for i in range(4500)]
+
+
+async def test_stats_count_messages_and_readings(console: Console, device_id: str) -> None:
+    import nats
+
+    from libs.common.rpc import RpcClient
+    from libs.common.subjects import Subjects
+    from tests.support.console import NATS_URL
+
+    await publish(topic(console, device_id), {"ts": int(time.time()) - 1, "data": {"v1": 1}})
+    nc = await nats.connect(NATS_URL)
+    try:
+        rpc = RpcClient(nc, Subjects(console.bus_root))
+
+        async def counted() -> dict[str, Any]:
+            stats: dict[str, Any] = await rpc.call("telemetry", "stats")
+            assert stats["messages_per_minute"] > 0 and stats["readings_per_minute"] > 0
+            return stats
+
+        await eventually(counted, timeout_s=20, what="ingest rates")
+    finally:
+        await nc.close()
