@@ -2,7 +2,8 @@
 
 Only a digest ever becomes a name (64 hex digits, checked), so no user input reaches a path.
 The folder backend keeps `<root>/<sha[:2]>/<sha>.bin` and its temporary uploads in `<root>/tmp`
-(same file system: the final move is an atomic rename).
+(same file system: the final move is an atomic rename). The S3 backend is in storage_s3.py;
+app.py picks one from ACUVIM_FIRMWARE_STORAGE.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Protocol
 
 from libs.common.errors import NotFound
-from libs.common.settings import SettingsError
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -77,10 +77,3 @@ class FolderStorage:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(path.unlink)
 
-
-def open_storage(setting: str) -> Storage:
-    if setting.startswith("s3://"):
-        # No S3 client is available offline here; refuse clearly rather than half-start.
-        raise SettingsError("ACUVIM_FIRMWARE_STORAGE: s3:// storage is not supported yet; "
-                            "use a folder")
-    return FolderStorage(Path(setting).resolve())
