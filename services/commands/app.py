@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from libs.common.lifecycle import run_service
+from libs.common.outbox import Outbox
 from libs.common.runtime import Runtime
 from libs.common.settings import Settings
 from services.commands import handlers
@@ -21,11 +22,12 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
     async with Runtime.open("commands", settings, stopping, migrations=MIGRATIONS) as rt:
         repo = Repo(rt.db)
         sealer = Sealer(key_for(settings))
-        channels = handlers.BusChannels(rt)
+        outbox = Outbox(rt.db, rt.js)
+        channels = handlers.BusChannels(rt.js, rt.subjects, outbox)
         commands = CommandService(repo, channels, handlers.HealthDirectory(rt), sealer,
                                   default_timeout_s=settings.command_timeout_s)
         configs = ConfigService(repo, sealer, channels, commands)
-        handlers.register(rt, commands, configs)
+        handlers.register(rt, commands, configs, outbox)
         await rt.serve()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from prometheus_client import Counter
 
 from libs.common import bus
@@ -18,8 +19,11 @@ from libs.common.messages.events import (
     DeviceRegistered,
     DeviceStatusChanged,
 )
+from libs.common.outbox import RELAY_PERIOD_S, Outbox
 from libs.common.runtime import Runtime
+from libs.common.subjects import Subjects
 from services.commands.configs import ConfigService
+from services.commands.repo import Connection
 from services.commands.schemas import (
     CancelCommand,
     GetCommand,
@@ -46,23 +50,33 @@ REACHABLE = frozenset({"online", "degraded"})
 
 
 class BusChannels:
-    """Commands to devices on DEVICE_OUT (ingest sends them over MQTT), facts on EVENTS."""
+    """Commands to devices on DEVICE_OUT (ingest sends them over MQTT), facts on EVENTS.
+    Commands leave through the outbox: stored with their `sent` claim, relayed after."""
 
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+    def __init__(self, js: JetStreamContext, subjects: Subjects, outbox: Outbox) -> None:
+        self.js = js
+        self.subjects = subjects
+        self.outbox = outbox
 
-    async def to_device(self, command: DeviceCommand) -> None:
-        # The request id as message id: a retried publish reaches the device once.
-        await self.rt.js.publish(self.rt.subjects.command_out(command.device_id),
-                                 encode(command), headers={"Nats-Msg-Id": command.request_id})
+    async def to_device(self, conn: Connection, command: DeviceCommand, sent: CommandUpdated,
+                        msg_id: str) -> None:
+        # The request id as message id: a re-published command reaches the device once.
+        await self.outbox.add(conn, self.subjects.command_out(command.device_id),
+                              encode(command), command.request_id)
+        await self.outbox.add(conn, self.subjects.command_updated(sent.device_id),
+                              encode(sent), msg_id)
+        TRANSITIONS.labels(status=sent.status).inc()
+
+    def flush(self) -> None:
+        self.outbox.nudge()
 
     async def command_updated(self, fact: CommandUpdated, msg_id: str) -> None:
-        await bus.publish_fact(self.rt.js, self.rt.subjects.command_updated(fact.device_id),
+        await bus.publish_fact(self.js, self.subjects.command_updated(fact.device_id),
                                fact, msg_id)
         TRANSITIONS.labels(status=fact.status).inc()
 
     async def config_reported(self, fact: ConfigReported, msg_id: str) -> None:
-        await bus.publish_fact(self.rt.js, self.rt.subjects.config_reported(fact.device_id),
+        await bus.publish_fact(self.js, self.subjects.config_reported(fact.device_id),
                                fact, msg_id)
 
 
@@ -76,7 +90,8 @@ class HealthDirectory:
         return members.device_ids
 
 
-def register(rt: Runtime, commands: CommandService, configs: ConfigService) -> None:
+def register(rt: Runtime, commands: CommandService, configs: ConfigService,
+             outbox: Outbox) -> None:
     route = rt.rpc.route
     route("send", SendCommand)(commands.send)
     route("get", GetCommand)(commands.get)
@@ -103,6 +118,7 @@ def register(rt: Runtime, commands: CommandService, configs: ConfigService) -> N
                                 s.device_deleted("*")],
                handler=bus.each(lambda msg: on_connectivity(rt, commands, msg)))
     rt.every("commands-sweep", SWEEP_PERIOD_S, commands.sweep)
+    rt.every("commands-outbox", RELAY_PERIOD_S, outbox.relay_once)
 
 
 async def on_connectivity(rt: Runtime, commands: CommandService, msg: Msg) -> None:

@@ -49,12 +49,8 @@ CLAIM_QUEUED = _transition(f"""
         ORDER BY created_at FOR UPDATE SKIP LOCKED)
     RETURNING {COLUMNS}""").replace("$DETAIL", "$2")
 
-# A claimed command whose publish failed goes back to the queue.
-REQUEUE = _transition(f"""
-    UPDATE commands SET status = 'pending', sent_at = NULL, deadline_at = NULL,
-        updated_at = now()
-    WHERE request_id = $1 AND status = 'sent'
-    RETURNING {COLUMNS}""").replace("$DETAIL", "$2")
+# DeviceCommands (message id: the request id) that never left, of commands timed out.
+DROP_UNSENT = "DELETE FROM outbox WHERE msg_id = ANY($1::text[])"
 
 ACKNOWLEDGE = _transition(f"""
     UPDATE commands SET status = 'ack', acked_at = coalesce(acked_at, now()), updated_at = now()
@@ -166,9 +162,15 @@ class Repo:
                               {"created_by": created_by})
         return _transitions(rows)[0]
 
-    async def change(self, sql: str, *args: Any) -> list[Transition]:
+    async def change(self, sql: str, *args: Any, conn: Connection | None = None,
+                     ) -> list[Transition]:
         """Run a transition statement; the changed commands with their event ids."""
-        return _transitions(await self.pool.fetch(sql, *args))
+        return _transitions(await (conn or self.pool).fetch(sql, *args))
+
+    async def drop_unsent(self, request_ids: list[str]) -> None:
+        """Forget the DeviceCommands of these commands still waiting in the outbox."""
+        if request_ids:
+            await self.pool.execute(DROP_UNSENT, request_ids)
 
     async def record_event(self, request_id: str, status: str, detail: Any) -> int:
         event_id: int = await self.pool.fetchval(RECORD_EVENT, request_id, status, detail)

@@ -31,7 +31,7 @@ from libs.common.messages.device import CommandAnswer, DeviceCommand
 from libs.common.messages.events import CommandUpdated
 from libs.common.paging import Page
 from services.commands import repo as sql
-from services.commands.repo import Repo
+from services.commands.repo import Connection, Repo
 from services.commands.schemas import (
     CancelCommand,
     Command,
@@ -56,7 +56,13 @@ LOCK_STRIPES = 64
 
 
 class Channels(Protocol):
-    async def to_device(self, command: DeviceCommand) -> None: ...
+    async def to_device(self, conn: Connection, command: DeviceCommand, sent: CommandUpdated,
+                        msg_id: str) -> None:
+        """Queue the command for the device and the fact of its sending in the caller's
+        transaction (an outbox): both leave after the commit, even if this process dies."""
+
+    def flush(self) -> None:
+        """Relay what was queued now rather than at the relay's next period."""
 
     async def command_updated(self, fact: CommandUpdated, msg_id: str) -> None: ...
 
@@ -170,27 +176,22 @@ class CommandService:
 
     # -- delivery ------------------------------------------------------------------------------
     async def deliver(self, device_id: str) -> set[str]:
-        """Send the device's queued commands, oldest first; answer the request ids sent."""
+        """Send the device's queued commands, oldest first; answer the request ids sent.
+        Claimed `sent` and queued in the outbox in one transaction: a command marked sent
+        always leaves (the relay publishes it after the commit, even after a crash)."""
         async with self._locks[zlib.crc32(device_id.encode()) % LOCK_STRIPES]:
-            claimed = await self.repo.change(sql.CLAIM_QUEUED, device_id, {"reason": "online"})
-            sent: set[str] = set()
-            for index, t in enumerate(claimed):
-                c = t.command
-                try:
-                    await self.channels.to_device(DeviceCommand(
+            async with self.repo.pool.acquire() as conn, conn.transaction():
+                claimed = await self.repo.change(sql.CLAIM_QUEUED, device_id,
+                                                 {"reason": "online"}, conn=conn)
+                for t in claimed:
+                    c = t.command
+                    await self.channels.to_device(conn, DeviceCommand(
                         device_id=device_id, request_id=c.request_id, command=c.command,
-                        params=self.sealer.unseal(c.params)))
-                except Exception as exc:
-                    log.warning("could not send %s to %s, queued again: %r",
-                                c.request_id, device_id, exc)
-                    for rest in claimed[index:]:
-                        await self._announce(await self.repo.change(
-                            sql.REQUEUE, rest.command.request_id, {"reason": "bus"}))
-                    break
-                # Announced one by one: the device may answer before the next one leaves.
-                await self._announce([t])
-                sent.add(c.request_id)
-            return sent
+                        params=self.sealer.unseal(c.params)), fact_of(c),
+                        f"{c.request_id}-{t.event_id}")
+            if claimed:
+                self.channels.flush()
+            return {t.command.request_id for t in claimed}
 
     async def connectivity(self, device_id: str, online: bool | None,
                            occurred_at: float) -> None:
@@ -202,7 +203,10 @@ class CommandService:
 
     async def sweep(self) -> None:
         """Time out, expire, and send what waits for a device known online (a missed flush)."""
-        await self._announce(await self.repo.change(sql.TIME_OUT, {"reason": "no answer"}))
+        timed_out = await self.repo.change(sql.TIME_OUT, {"reason": "no answer"})
+        # One that never left (the bus was down all along) must not reach the device late.
+        await self.repo.drop_unsent([t.command.request_id for t in timed_out])
+        await self._announce(timed_out)
         await self._announce(await self.repo.change(sql.EXPIRE, {"reason": "ttl"}))
         for device_id in await self.repo.deliverable_devices():
             await self.deliver(device_id)
