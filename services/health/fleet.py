@@ -1,20 +1,27 @@
-"""What operators do with the fleet: devices, alerts and groups (the RPC side of the service)."""
+"""What operators do with the fleet: devices, alerts and groups (the RPC side of the service).
+
+A change that is a fact (device updated or deleted, alert acknowledged) stores the fact in the
+outbox in its own transaction: it is published after the commit, even if NATS is down then.
+"""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
 import asyncpg
 from msgspec import UNSET
 
-from libs.common.codec import to_builtins
+from libs.common.codec import encode, to_builtins
 from libs.common.errors import BadRequest, Conflict, InvalidInput, NotFound
 from libs.common.messages.events import AlertChanged, DeviceDeleted, DeviceUpdated
+from libs.common.outbox import Outbox
 from libs.common.paging import Page, PageQuery
 from libs.common.subjects import Subjects
 from services.health import repo, repo_alerts
+from services.health.repo import Conn
 from services.health.schemas import (
     Alert,
     AlertAck,
@@ -29,7 +36,6 @@ from services.health.schemas import (
     GroupUpdate,
     HealthDetails,
 )
-from services.health.service import Publish
 
 
 def parse_time(field: str, raw: str) -> datetime:
@@ -54,10 +60,14 @@ def like_pattern(text: str) -> str:
 
 
 class Fleet:
-    def __init__(self, pool: asyncpg.Pool, subjects: Subjects, publish: Publish) -> None:
+    def __init__(self, pool: asyncpg.Pool, subjects: Subjects, outbox: Outbox) -> None:
         self.pool = pool
         self.subjects = subjects
-        self._publish = publish
+        self.outbox = outbox
+
+    async def _fact(self, conn: Conn, subject: str, fact: Any) -> None:
+        """An operator's change happens once: a fresh message id."""
+        await self.outbox.add(conn, subject, encode(fact), f"fleet:{uuid4().hex}")
 
     # -- devices -------------------------------------------------------------------------------
     async def list_devices(self, query: DeviceListQuery) -> Page:
@@ -81,23 +91,26 @@ class Fleet:
                 None if change.group_id is UNSET else change.group_id,
                 change.tags is not UNSET,
                 None if change.tags is UNSET else sorted(set(change.tags)))
-        try:
-            device = await repo.update_device(self.pool, args)
-        except asyncpg.ForeignKeyViolationError:
-            raise InvalidInput(f"group_id: no group {change.group_id}") from None
-        if device is None:
-            raise NotFound(f"no device {change.device_id!r}")
-        await self._publish(self.subjects.device_updated(device.device_id), DeviceUpdated(
-            occurred_at=time.time(), device_id=device.device_id, device=to_builtins(device)),
-            None)
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                device = await repo.update_device(conn, args)
+            except asyncpg.ForeignKeyViolationError:
+                raise InvalidInput(f"group_id: no group {change.group_id}") from None
+            if device is None:
+                raise NotFound(f"no device {change.device_id!r}")
+            await self._fact(conn, self.subjects.device_updated(device.device_id), DeviceUpdated(
+                occurred_at=time.time(), device_id=device.device_id, device=to_builtins(device)))
+        self.outbox.nudge()
         return device
 
     async def delete_device(self, device_id: str) -> None:
         """Its alerts go with it; other services drop their data on the DeviceDeleted fact."""
-        if not await repo.delete_device(self.pool, device_id):
-            raise NotFound(f"no device {device_id!r}")
-        await self._publish(self.subjects.device_deleted(device_id),
-                            DeviceDeleted(occurred_at=time.time(), device_id=device_id), None)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await repo.delete_device(conn, device_id):
+                raise NotFound(f"no device {device_id!r}")
+            await self._fact(conn, self.subjects.device_deleted(device_id),
+                             DeviceDeleted(occurred_at=time.time(), device_id=device_id))
+        self.outbox.nudge()
 
     async def device_status(self, device_id: str) -> DeviceStatus:
         d = await self.get_device(device_id)
@@ -130,13 +143,16 @@ class Fleet:
 
     async def acknowledge(self, ack: AlertAck) -> Alert:
         """Records who and when; acknowledging again keeps the first acknowledgement."""
-        alert, newly = await repo_alerts.acknowledge(self.pool, ack.alert_id, ack.actor[:128])
-        if alert is None:
-            raise NotFound(f"no alert {ack.alert_id}")
+        async with self.pool.acquire() as conn, conn.transaction():
+            alert, newly = await repo_alerts.acknowledge(conn, ack.alert_id, ack.actor[:128])
+            if alert is None:
+                raise NotFound(f"no alert {ack.alert_id}")
+            if newly:
+                await self._fact(conn, self.subjects.alert_updated(alert.device_id),
+                                 AlertChanged(occurred_at=time.time(), device_id=alert.device_id,
+                                              alert=to_builtins(alert)))
         if newly:
-            await self._publish(self.subjects.alert_updated(alert.device_id), AlertChanged(
-                occurred_at=time.time(), device_id=alert.device_id, alert=to_builtins(alert)),
-                None)
+            self.outbox.nudge()
         return alert
 
     # -- groups --------------------------------------------------------------------------------

@@ -206,12 +206,12 @@ async def list_devices(pool: asyncpg.Pool, filters: tuple[Any, ...], limit: int,
     return [device_of(r) for r in rows], int(total)
 
 
-async def update_device(pool: asyncpg.Pool, args: tuple[Any, ...]) -> Device | None:
+async def update_device(pool: Conn | asyncpg.Pool, args: tuple[Any, ...]) -> Device | None:
     row = await pool.fetchrow(UPDATE_DEVICE, *args)
     return device_of(row) if row else None
 
 
-async def delete_device(pool: asyncpg.Pool, device_id: str) -> bool:
+async def delete_device(pool: Conn | asyncpg.Pool, device_id: str) -> bool:
     return await pool.fetchval(DELETE_DEVICE, device_id) is not None
 
 

@@ -111,7 +111,7 @@ async def resolve_rollout(conn: Conn, rollout_id: str, resolved_at: datetime) ->
                                                     resolved_at)]
 
 
-async def acknowledge(pool: asyncpg.Pool, alert_id: int, actor: str,
+async def acknowledge(pool: Conn | asyncpg.Pool, alert_id: int, actor: str,
                       ) -> tuple[Alert | None, bool]:
     """(alert, newly acknowledged); (None, False) when there is no such alert."""
     row = await pool.fetchrow(ACKNOWLEDGE, alert_id, actor)

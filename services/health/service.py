@@ -5,6 +5,8 @@ Facts are published inside the database transaction, before it commits, with mes
 derived from the JetStream sequence of the input: a failed publish rolls the change back (the
 input comes again), and a redelivery after a commit that the ack missed publishes nothing twice.
 Input older than what a device's row has seen (redelivered, or overtaken) changes nothing.
+The sweep has no input to be redelivered: its facts are stored in the outbox inside its
+transaction and published by the relay after the commit.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from libs.common.codec import to_builtins
+from libs.common.codec import encode, to_builtins
 from libs.common.messages.device import DeviceAlert, DeviceRegistration, Heartbeat, StatusReport
 from libs.common.messages.events import (
     AlertChanged,
@@ -27,6 +29,7 @@ from libs.common.messages.events import (
     DeviceStatusChanged,
     HeartbeatReceived,
 )
+from libs.common.outbox import Outbox
 from libs.common.subjects import Subjects
 from services.health import anomalies, repo, repo_alerts, repo_dashboard
 from services.health.repo import Conn
@@ -102,10 +105,14 @@ class HeartbeatTally:
 
 class DeviceInput:
     def __init__(self, pool: asyncpg.Pool, subjects: Subjects, publish: Publish, *,
-                 degraded_multiplier: float, offline_multiplier: float) -> None:
+                 degraded_multiplier: float, offline_multiplier: float,
+                 outbox: Outbox | None = None) -> None:
         self.pool = pool
         self.subjects = subjects
         self._publish = publish
+        # Where the sweep's facts go: with an outbox, committed with the sweep (never lost);
+        # without one (tests, benchmarks), published after the commit.
+        self.outbox = outbox
         self.degraded_multiplier = degraded_multiplier
         self.offline_multiplier = offline_multiplier
         self.tally = HeartbeatTally()
@@ -223,26 +230,38 @@ class DeviceInput:
     # -- sweep ---------------------------------------------------------------------------------
     async def sweep(self) -> int:
         """Mark silent devices offline, then degraded; answer how many changed."""
-        changes, opened = await self.sweep_database()
-        # After the commit: a lost fact here is logged; the state in the table is what counts.
-        await self.announce_sweep(changes, opened)
+        async with self.pool.acquire() as conn, conn.transaction():
+            changes, opened = await self._sweep_in(conn)
+            if self.outbox is not None:
+                await self.outbox.add_many(conn, [
+                    (subject, encode(fact), msg_id)
+                    for subject, fact, msg_id in self.sweep_facts(changes, opened)])
+        if self.outbox is not None:
+            self.outbox.nudge()
+        else:
+            await self.announce_sweep(changes, opened)
         return len(changes)
 
     async def sweep_database(self) -> tuple[list[SweepChange], list[Alert]]:
-        """The state changes of one sweep and the offline alerts they opened, in one
-        transaction: one UPDATE for the states and one INSERT for the alerts."""
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await repo.sweep(conn, self.degraded_multiplier, self.offline_multiplier)
-            changes = [(r["device_id"], r["previous_status"], r["status"],
-                        r["status_changed_at"].timestamp()) for r in rows]
-            opened = await repo_alerts.open_offline(
-                conn, [device_id for device_id, _, new, _ in changes if new == "offline"],
-                anomalies.DEVICE_OFFLINE, anomalies.DEVICE_OFFLINE_MESSAGE)
+            return await self._sweep_in(conn)
+
+    async def _sweep_in(self, conn: Conn) -> tuple[list[SweepChange], list[Alert]]:
+        """The state changes of one sweep and the offline alerts they opened, in the caller's
+        transaction: one UPDATE for the states and one INSERT for the alerts."""
+        rows = await repo.sweep(conn, self.degraded_multiplier, self.offline_multiplier)
+        changes = [(r["device_id"], r["previous_status"], r["status"],
+                    r["status_changed_at"].timestamp()) for r in rows]
+        opened = await repo_alerts.open_offline(
+            conn, [device_id for device_id, _, new, _ in changes if new == "offline"],
+            anomalies.DEVICE_OFFLINE, anomalies.DEVICE_OFFLINE_MESSAGE)
         return changes, opened
 
-    async def announce_sweep(self, changes: list[SweepChange], opened: list[Alert]) -> None:
+    def sweep_facts(self, changes: list[SweepChange], opened: list[Alert],
+                    ) -> list[tuple[str, Any, str]]:
+        """(subject, fact, message id) of every change and opened alert of a sweep."""
         now = time.time()
-        facts: list[tuple[str, Any, str | None]] = [
+        facts: list[tuple[str, Any, str]] = [
             (self.subjects.device_status_changed(device_id),
              DeviceStatusChanged(occurred_at=now, device_id=device_id, old_status=old,
                                  new_status=new, reason="sweep"),
@@ -252,7 +271,11 @@ class DeviceInput:
                    AlertChanged(occurred_at=now, device_id=alert.device_id,
                                 alert=to_builtins(alert)), f"alert:{alert.id}:created")
                   for alert in opened]
-        await self._publish_many(facts)
+        return facts
+
+    async def announce_sweep(self, changes: list[SweepChange], opened: list[Alert]) -> None:
+        """Without an outbox only: a fact lost here (bus down) is logged."""
+        await self._publish_many(list(self.sweep_facts(changes, opened)))
 
     async def _publish_many(self, facts: list[tuple[str, Any, str | None]]) -> None:
         for start in range(0, len(facts), SWEEP_PUBLISH_CONCURRENCY):
