@@ -53,7 +53,7 @@ class Settings:
     refresh_token_ttl_s: int
     cors_origins: tuple[str, ...] = field(default=())
     instance_id: str = "local"
-    mqtt_shared_subscriptions: bool = True
+    mqtt_shared_subscriptions: bool = False
     jetstream_replicas: int = 1
     # Notifications (services/notify): SMTP for e-mail targets (None: e-mail rules refused).
     smtp_url: str | None = None
@@ -199,7 +199,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                            lambda raw: tuple(o.strip() for o in raw.split(",") if o.strip())),
         instance_id=_read(e, "ACUVIM_INSTANCE_ID", _default_instance_id(),
                           _matching(_SUBJECT_TOKEN, "a name of [A-Za-z0-9_-]")),
-        mqtt_shared_subscriptions=_read(e, "ACUVIM_MQTT_SHARED_SUBSCRIPTIONS", "true", _bool),
+        mqtt_shared_subscriptions=_read(e, "ACUVIM_MQTT_SHARED_SUBSCRIPTIONS", "false", _bool),
         jetstream_replicas=_read(e, "ACUVIM_JETSTREAM_REPLICAS", "1", _replicas),
         smtp_url=_read(e, "ACUVIM_SMTP_URL", None, _url(("smtp", "smtps"))),
         smtp_sender=_read(e, "ACUVIM_SMTP_SENDER", "acuvim-console@localhost", s),

@@ -1,8 +1,15 @@
 """ingest wiring: the only MQTT subscriber of the console, and the sender of device commands.
 
 No database. Each replica has a stable MQTT client id (ACUVIM_INSTANCE_ID) and a persistent
-session, and subscribes through the shared subscription group `{root}-ingest` so that replicas
-split the traffic and each message is handled once.
+session. One replica (the default) subscribes to the device topics themselves; replicas
+(ACUVIM_MQTT_SHARED_SUBSCRIPTIONS=true) subscribe through the shared subscription group
+`{root}-ingest` so that they split the traffic and each message is handled once.
+
+Why not always shared: Mosquitto (2.0.x) does not save shared subscriptions in its persistence
+file. After a broker restart the session comes back without them, and whatever devices publish
+before ingest subscribes again matches no subscriber: the broker acknowledges it to the device
+and drops it. Plain subscriptions are saved and restored, so the broker queues those messages
+for a single ingest. With replicas that window remains (as short as the quick first reconnect).
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ log = logging.getLogger(__name__)
 
 CONNECTED = Gauge("acuvim_ingest_mqtt_connected", "1 while connected to the MQTT broker")
 RECONNECTS = Counter("acuvim_ingest_mqtt_reconnects_total", "MQTT connection losses")
-# Backoff between MQTT connection attempts (s): quick first retry, then calmer.
-RECONNECT_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+# Backoff between MQTT connection attempts (s): quick first retries (with shared subscriptions,
+# what devices publish after a broker restart is lost until ingest subscribes), then calmer.
+RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 KEEPALIVE_S = 30
 
 
@@ -48,15 +56,13 @@ def mqtt_client(settings: Settings) -> aiomqtt.Client:
 
 async def run_mqtt(rt: Runtime, sender: CommandSender) -> None:
     settings = rt.settings
-    group = f"{settings.bus_root}-ingest" if settings.mqtt_shared_subscriptions else None
     attempt = 0
     while not rt.stopping.is_set():
         client = mqtt_client(settings)
         bridge = Bridge(rt.js, rt.subjects, settings.topic_prefix, ack=_acker(client))
         try:
             async with client:
-                for topic in subscriptions(settings.topic_prefix, group):
-                    await client.subscribe(topic, qos=1)
+                await _subscribe(client, settings)
                 attempt = 0
                 CONNECTED.set(1)
                 sender.client = client
@@ -77,6 +83,17 @@ async def run_mqtt(rt: Runtime, sender: CommandSender) -> None:
         attempt += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rt.stopping.wait(), timeout=delay)
+
+
+async def _subscribe(client: aiomqtt.Client, settings: Settings) -> None:
+    group = f"{settings.bus_root}-ingest"
+    shared = settings.mqtt_shared_subscriptions
+    for topic in subscriptions(settings.topic_prefix, group if shared else None):
+        await client.subscribe(topic, qos=1)
+    # A session kept from before the setting changed still holds the other kind: drop it after
+    # subscribing (no gap), or each message would arrive twice.
+    for topic in subscriptions(settings.topic_prefix, None if shared else group):
+        await client.unsubscribe(topic)
 
 
 def _acker(client: aiomqtt.Client) -> Callable[[aiomqtt.Message], None]:

@@ -35,6 +35,8 @@ RECORDS_DROPPED = Counter("acuvim_ingest_records_dropped_total",
 PUBLISHED = Counter("acuvim_ingest_published_total", "Messages stored in JetStream", ["kind"])
 BUNDLE_SIZE = Histogram("acuvim_ingest_bundle_messages", "Telemetry messages per publish",
                         buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
+RETAINED_SKIPPED = Counter("acuvim_ingest_retained_skipped_total",
+                           "Retained messages re-sent by the broker on (re)subscribing, skipped")
 COMMANDS_SENT = Counter("acuvim_ingest_commands_sent_total", "Commands published to devices")
 
 # One log line per device and reason per minute: a noisy device must not flood the logs.
@@ -85,6 +87,16 @@ class Bridge:
 
     async def handle(self, message: aiomqtt.Message, more_waiting: bool) -> None:
         """Handle one MQTT message; `more_waiting` tells whether to keep a bundle open."""
+        if message.retain:
+            # The broker re-sends retained messages (device status) on every subscribe, also
+            # when ingest resubscribes after a reconnect. The persistent session was subscribed
+            # when they were published, so the console has them; a replay would stamp an old
+            # status with a new received_at. (Live and queued messages come with retain 0.)
+            RETAINED_SKIPPED.inc()
+            self.ack(message)
+            if not more_waiting:
+                await self.flush()
+            return
         topic = message.topic.value
         received_at = time.time()
         payload = message.payload if isinstance(message.payload, bytes) else (
