@@ -20,6 +20,9 @@ from tests.support.console import NATS_URL, Console
 from tests.support.mqtt import mqtt_client
 from tests.support.waiting import eventually
 
+# Replicas split the traffic through the shared subscription (one ingest, the default, does not).
+SHARED = {"ACUVIM_MQTT_SHARED_SUBSCRIPTIONS": "true"}
+
 
 @pytest.fixture(scope="module")
 async def two_ingests(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Console]:
@@ -27,8 +30,8 @@ async def two_ingests(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     nc = await nats.connect(NATS_URL)
     await declare_streams(nc.jetstream(), Subjects(c.bus_root))
     await nc.close()
-    c.start("ingest", ACUVIM_INSTANCE_ID="replica-a")
-    c.start("ingest", ACUVIM_INSTANCE_ID="replica-b")
+    c.start("ingest", ACUVIM_INSTANCE_ID="replica-a", **SHARED)
+    c.start("ingest", ACUVIM_INSTANCE_ID="replica-b", **SHARED)
     try:
         await c.wait_log("ingest", "mqtt connected", count=2)
         yield c
@@ -84,7 +87,7 @@ async def test_a_killed_replica_loses_nothing(two_ingests: Console) -> None:
             return len(seen) > 0
 
         await eventually(some_seen, timeout_s=15, interval_s=0.01, what="the survivor's share")
-        two_ingests.start("ingest", ACUVIM_INSTANCE_ID="replica-a")
+        two_ingests.start("ingest", ACUVIM_INSTANCE_ID="replica-a", **SHARED)
 
         async def all_seen() -> bool:
             seen.extend(await readings_seen(bus, 1))
