@@ -114,8 +114,16 @@ class _Telemetry(_Loose, kw_only=True):
     records: list[Any] | None = None
 
 
+class _TypedTelemetry(_Telemetry, kw_only=True):
+    """The same shape with typed records: a replay whose records are all well-formed (nearly
+    every one) is validated in one C-level pass instead of record by record."""
+
+    records: list[_Record] | None = None
+
+
 _decoders = {t: msgspec.json.Decoder(t) for t in
              (_Registration, _Heartbeat, _Status, _Alert, _Answer, _Telemetry)}
+_typed_telemetry = msgspec.json.Decoder(_TypedTelemetry)
 
 
 def _decode(payload: bytes, shape: type[Any]) -> Any:
@@ -197,30 +205,52 @@ def answer(device_id: str, payload: bytes, received_at: float) -> CommandAnswer:
                          progress=wire.progress, data=wire.data, error=wire.error)
 
 
+def _decode_telemetry(payload: bytes) -> _Telemetry:
+    """Typed first; on any failure the loose shape, whose records are then checked one by one
+    (so a bad record drops only itself) and whose other errors are reported as usual."""
+    try:
+        return _typed_telemetry.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _decode(payload, _Telemetry)  # type: ignore[no-any-return]
+
+
+def _records(wire: _Telemetry, received_at: float) -> tuple[list[TelemetryReading], int]:
+    """The readings of a replay and how many of its records were dropped as malformed."""
+    assert wire.records is not None
+    if len(wire.records) > MAX_READINGS_PER_MESSAGE:
+        raise Rejected("too_many_records")
+    typed = isinstance(wire, _TypedTelemetry)
+    readings: list[TelemetryReading] = []
+    dropped = 0
+    for raw in wire.records:
+        if typed:
+            record: _Record = raw
+        else:
+            try:
+                record = msgspec.convert(raw, _Record)
+            except msgspec.ValidationError:
+                dropped += 1
+                continue
+        if len(record.data) > MAX_REGISTERS_PER_READING:
+            dropped += 1
+            continue
+        ts, unsynced = normalize_ts(record.ts, received_at)
+        readings.append(TelemetryReading(ts, unsynced, record.data))
+    if not readings and dropped == 0:
+        raise Rejected("empty_telemetry")
+    return readings, dropped
+
+
 def telemetry(device_id: str, payload: bytes, received_at: float) -> TelemetryMessage:
     """One live reading or an SD replay; malformed records of a replay are counted and dropped."""
-    wire: _Telemetry = _decode(payload, _Telemetry)
+    wire = _decode_telemetry(payload)
     _same_device(device_id, wire.device_id)
     source = wire.source if wire.source in ("live", "sd") else "live"
     connection = wire.connection[:8] if wire.connection else None
     readings: list[TelemetryReading] = []
     dropped = 0
     if wire.records is not None:
-        if len(wire.records) > MAX_READINGS_PER_MESSAGE:
-            raise Rejected("too_many_records")
-        for raw in wire.records:
-            try:
-                record = msgspec.convert(raw, _Record)
-            except msgspec.ValidationError:
-                dropped += 1
-                continue
-            if len(record.data) > MAX_REGISTERS_PER_READING:
-                dropped += 1
-                continue
-            ts, unsynced = normalize_ts(record.ts, received_at)
-            readings.append(TelemetryReading(ts, unsynced, record.data))
-        if not readings and dropped == 0:
-            raise Rejected("empty_telemetry")
+        readings, dropped = _records(wire, received_at)
     elif wire.data is not None:
         if len(wire.data) > MAX_REGISTERS_PER_READING:
             raise Rejected("too_many_registers")
