@@ -18,18 +18,23 @@ from pathlib import Path
 import obstore
 from obstore.exceptions import BaseError
 from obstore.store import S3Store
+from prometheus_client import Counter
 
 from libs.common.errors import NotFound, ServiceUnavailable
 from services.firmware.storage import file_path
 
 log = logging.getLogger(__name__)
 
+STORAGE_ERRORS = Counter("acuvim_firmware_storage_errors_total",
+                         "Calls to the firmware object store that failed", ["action"])
+
 # S3's smallest multipart part (but the last); at most PUT_PARTS_IN_FLIGHT are buffered at once.
 PART_BYTES = 5 * 1024 * 1024
 PUT_PARTS_IN_FLIGHT = 2
-# A device's `read` RPC waits 5 s: a stuck store must fail well before that, not hang.
+# A stuck store must fail, not hang: the gateway waits 5 s for a `read` and 30 s for the end
+# of an upload (a 5 MiB part needs 20 s only below ~250 KB/s).
 CONNECT_TIMEOUT = "2s"
-REQUEST_TIMEOUT = "30s"
+REQUEST_TIMEOUT = "20s"
 MAX_RETRIES = 2
 RETRY_TIMEOUT = timedelta(seconds=10)
 
@@ -108,15 +113,20 @@ class S3Storage:
         return int(meta["size"])
 
     async def delete(self, digest: str) -> None:
+        """Remove the object; one that cannot be removed now is left (logged and counted),
+        since its version is already gone from the database and nothing will read it."""
+        key = file_path(digest)
         try:
-            await obstore.delete_async(self.store, file_path(digest))  # absent is fine
+            await obstore.delete_async(self.store, key)  # absent is fine
         except FileNotFoundError:
             pass
         except BaseError as exc:
-            raise _unavailable("delete", digest, exc) from None
+            STORAGE_ERRORS.labels(action="delete").inc()
+            log.error("firmware object %s left in the bucket (unused): %s", key, exc)
 
 
 def _unavailable(action: str, digest: str, exc: BaseError) -> ServiceUnavailable:
     # The full error (with its request) goes to the log; callers get a short problem.
+    STORAGE_ERRORS.labels(action=action).inc()
     log.warning("firmware storage could not %s %s: %s", action, digest, exc)
     return ServiceUnavailable(f"firmware storage could not {action} the object; try again")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from libs.common.errors import NotFound, ServiceUnavailable
 from services.firmware.storage_s3 import PART_BYTES, S3Storage
@@ -107,3 +108,12 @@ async def test_an_unreachable_store_is_a_503_not_a_crash(
         await storage.put(digest, source)
     with pytest.raises(ServiceUnavailable):
         await storage.read(digest, 0, 10)
+    failed_deletes = deletes_failed()
+    await storage.delete(digest)  # logged and counted: the version is gone already
+    assert deletes_failed() == failed_deletes + 1
+
+
+def deletes_failed() -> float:
+    value = REGISTRY.get_sample_value("acuvim_firmware_storage_errors_total",
+                                      {"action": "delete"})
+    return value or 0.0
