@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
-import aiomqtt
 import httpx
 
 from libs.common.codec import encode
@@ -26,7 +25,7 @@ from simulator.alerts import AlertWatcher
 from simulator.devconfig import default_config
 from simulator.profiles import DeviceProfile, FleetConfig
 from simulator.readings import MeterEvents, MeterSimulator
-from simulator.transport import Broker, DeviceLink, LinkDown, OwnConnection
+from simulator.transport import Broker, DeviceLink, LinkDown, own_connection_factory
 
 log = logging.getLogger("simulator.device")
 
@@ -76,6 +75,7 @@ class SimulatedDevice:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()  # abandoned links being broken off
         self.next_telemetry_at = self.next_heartbeat_at = 0.0
         self.next_link_event_at = math.inf
 
@@ -157,6 +157,8 @@ class SimulatedDevice:
         return f"192.168.{r.randint(0, 20)}.{r.randint(2, 254)}"
 
     async def _connect(self) -> bool:
+        if self._retiring:  # an old connection must be gone before a new one takes its client id
+            await asyncio.wait(self._retiring)
         link = self._link_factory(self)
         try:
             await link.open()
@@ -191,12 +193,20 @@ class SimulatedDevice:
         self.next_link_event_at = time.monotonic() + self.rng.uniform(*RECONNECT_DELAY_S)
         self._wake.set()
 
-    def on_link_lost(self) -> None:
-        """The broker connection died under the device (called by its link)."""
+    def on_link_lost(self, link: DeviceLink) -> None:
+        """`link` died (said by the link, or by a failed publish). Only the current link counts:
+        a publish in flight on a link that a reboot dropped fails when a new one is up."""
+        if link is not self._link:
+            return
         log.info("link lost", extra={"device_id": self.device_id, "state": self.state})
+        self._link = None
+        # Broken off for good (a timed-out publish leaves it connected): else the reconnect,
+        # same client id, takes its session over and that is reported as the new link's loss.
+        task = self._spawn(link.drop())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
         if self.state == "online":
             self._went_offline()
-            self._link = None
             self._schedule_reconnect()
 
     def _went_offline(self) -> None:
@@ -271,7 +281,7 @@ class SimulatedDevice:
             await link.publish(topic, body, qos=qos)
             return True
         except LinkDown:
-            self.on_link_lost()
+            self.on_link_lost(link)
             return False
 
     async def publish_telemetry(self) -> dict[str, Any] | None:
@@ -348,10 +358,11 @@ class SimulatedDevice:
 
         self._spawn(handle_command(self, payload))
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -385,12 +396,3 @@ class SimulatedDevice:
     def stopping(self) -> bool:
         return self._stopping
 
-
-def own_connection_factory(broker: Broker) -> LinkFactory:
-    """Links with one MQTT connection per device and its last will `offline` (retained)."""
-    def make(device: SimulatedDevice) -> DeviceLink:
-        will = aiomqtt.Will(device.topic("status"), b"offline", qos=1, retain=True)
-        return OwnConnection(broker, device.device_id, device.topic("cmd"), will,
-                             device.on_command, device.on_link_lost)
-
-    return make

@@ -11,9 +11,9 @@ from typing import Self
 import httpx
 
 from simulator.autopilot import run_device
-from simulator.device import LinkFactory, SimulatedDevice, own_connection_factory
+from simulator.device import LinkFactory, SimulatedDevice
 from simulator.profiles import DeviceProfile, FleetConfig, build_profiles
-from simulator.transport import Broker, ConnectionPool, DeviceLink
+from simulator.transport import Broker, ConnectionPool, DeviceLink, own_connection_factory
 
 log = logging.getLogger("simulator.fleet")
 
@@ -57,6 +57,8 @@ class Fleet:
         self.started_at = time.monotonic()
         self._tasks = [asyncio.create_task(run_device(d, n * spread_s), name=d.device_id)
                        for n, d in enumerate(self.devices)]
+        for task in self._tasks:
+            task.add_done_callback(_autopilot_ended)
         log.info("fleet started", extra={"devices": len(self.devices),
                                          "mode": self.config.connection_mode})
 
@@ -106,3 +108,10 @@ class Fleet:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _autopilot_ended(task: asyncio.Task[None]) -> None:
+    """A device whose autopilot failed falls silent for good: say why, or it looks like a hang."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("autopilot failed", exc_info=task.exception(),
+                  extra={"device_id": task.get_name()})

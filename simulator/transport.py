@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -67,6 +67,30 @@ class DeviceLink(Protocol):
         ...
 
 
+class LinkOwner(Protocol):
+    """The device side of an own connection."""
+
+    device_id: str
+
+    def topic(self, kind: str) -> str: ...
+
+    def on_command(self, payload: bytes) -> None: ...
+
+    def on_link_lost(self, link: DeviceLink) -> None: ...
+
+
+def own_connection_factory(broker: Broker) -> Callable[[LinkOwner], DeviceLink]:
+    """Links with one MQTT connection per device and its last will `offline` (retained)."""
+    def make(device: LinkOwner) -> DeviceLink:
+        will = aiomqtt.Will(device.topic("status"), b"offline", qos=1, retain=True)
+        # The link names itself when it dies: the device ignores the end of a link it replaced.
+        link = OwnConnection(broker, device.device_id, device.topic("cmd"), will,
+                             device.on_command, lambda: device.on_link_lost(link))
+        return link
+
+    return make
+
+
 class OwnConnection:
     """One MQTT connection for one device, with its last will."""
 
@@ -79,6 +103,7 @@ class OwnConnection:
         self._client: aiomqtt.Client | None = None
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
+        self._ended = asyncio.Event()  # this connection is over: its publishes stop waiting
 
     @property
     def connected(self) -> bool:
@@ -104,6 +129,7 @@ class OwnConnection:
         except aiomqtt.MqttError as exc:
             log.info("connection ended", extra={"device_id": self.device_id, "error": repr(exc),
                                                 "cause": repr(exc.__cause__)})
+        self._ended.set()
         await _settle(client)
         if not self._closing and self._client is client:
             self._client = None
@@ -114,6 +140,7 @@ class OwnConnection:
     async def drop(self) -> None:
         """Break the TCP connection without DISCONNECT: the broker publishes the will."""
         client, self._client = self._client, None
+        self._ended.set()
         if client is None:
             return
         self._closing = True
@@ -129,6 +156,7 @@ class OwnConnection:
     async def close(self) -> None:
         """A clean DISCONNECT (the broker discards the will)."""
         client, self._client = self._client, None
+        self._ended.set()
         if client is None:
             return
         self._closing = True
@@ -147,11 +175,8 @@ class OwnConnection:
         client = self._client
         if client is None:
             raise LinkDown(self.device_id)
-        try:
-            await client.publish(topic, payload, qos=qos, retain=retain,
-                                 timeout=PUBLISH_TIMEOUT_S)
-        except aiomqtt.MqttError as exc:
-            raise LinkDown(str(exc)) from exc
+        await _publish_while(self._ended, client.publish(
+            topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT_S))
 
 
 class PooledConnection:
@@ -161,6 +186,7 @@ class PooledConnection:
         self.broker, self.name = broker, name
         self.routes: dict[str, CommandCallback] = {}
         self.client: aiomqtt.Client | None = None
+        self.ended = asyncio.Event()  # the session of `client` is over (a new one, a new event)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -180,7 +206,7 @@ class PooledConnection:
                 async with self.broker.client(f"{self.name}-{uuid.uuid4().hex[:6]}") as client:
                     if self.routes:
                         await client.subscribe([(topic, 1) for topic in self.routes])
-                    self.client = client
+                    self.client, self.ended = client, asyncio.Event()
                     self._ready.set()
                     async for message in client.messages:
                         route = self.routes.get(str(message.topic))
@@ -190,6 +216,7 @@ class PooledConnection:
                 log.warning("shared connection lost, reconnecting",
                             extra={"connection": self.name, "error": str(exc)})
             self.client = None
+            self.ended.set()
             self._ready.set()  # let start() return even when the broker is not there yet
             await asyncio.sleep(RECONNECT_DELAY_S)
 
@@ -252,11 +279,27 @@ class PooledLink:
         client = self.connection.client
         if not self._open or client is None:
             raise LinkDown(self.cmd_topic)
-        try:
-            await client.publish(topic, payload, qos=qos, retain=retain,
-                                 timeout=PUBLISH_TIMEOUT_S)
-        except aiomqtt.MqttError as exc:
-            raise LinkDown(str(exc)) from exc
+        await _publish_while(self.connection.ended, client.publish(
+            topic, payload, qos=qos, retain=retain, timeout=PUBLISH_TIMEOUT_S))
+
+
+async def _publish_while(ended: asyncio.Event, publishing: Awaitable[None]) -> None:
+    """Await a publish, or raise LinkDown as soon as its connection is over: aiomqtt waits for
+    the PUBACK (even for a QoS 0 packet not yet written) until PUBLISH_TIMEOUT_S although the
+    connection under it is gone, and a device would sit that long in a dead publish."""
+    publish = asyncio.ensure_future(publishing)
+    end = asyncio.ensure_future(ended.wait())
+    try:
+        done, _ = await asyncio.wait((publish, end), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        end.cancel()
+        publish.cancel()  # no effect when it is done; else aiomqtt forgets the pending PUBACK
+    if publish not in done:
+        raise LinkDown("the connection ended during a publish")
+    try:
+        publish.result()
+    except aiomqtt.MqttError as exc:
+        raise LinkDown(str(exc)) from exc
 
 
 async def _settle(client: aiomqtt.Client, timeout_s: float = 2.0) -> None:
