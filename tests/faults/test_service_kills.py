@@ -12,6 +12,8 @@ from tests.faults.traffic import assert_nothing_lost, scenario, serves_again
 from tests.support.console import ALL_SERVICES, Console
 
 DOWN_S = 3.0  # how long the killed service stays down while traffic flows
+# Ingest replicas split the traffic through the shared subscription (one ingest does not).
+SHARED = {"ACUVIM_MQTT_SHARED_SUBSCRIPTIONS": "true"}
 
 
 @pytest.mark.parametrize("service", ALL_SERVICES)
@@ -28,7 +30,9 @@ async def test_kill_9_and_restart(faulty: Console, service: str) -> None:
 
 async def test_two_replicas_of_ingest_and_telemetry_with_one_of_each_killed(
         faulty: Console) -> None:
-    faulty.start("ingest", ACUVIM_INSTANCE_ID="replica-2")
+    faulty.stop("ingest")  # the console's single ingest, on plain subscriptions
+    faulty.start("ingest", **SHARED)
+    faulty.start("ingest", ACUVIM_INSTANCE_ID="replica-2", **SHARED)
     faulty.start("telemetry", ACUVIM_INSTANCE_ID="replica-2")
 
     async def kill_one_of_each() -> float:
@@ -44,7 +48,7 @@ async def test_two_replicas_of_ingest_and_telemetry_with_one_of_each_killed(
         # ... but Mosquitto keeps queueing the dead ingest's share of the shared subscription
         # in its persistent session: that share is stored when the replica comes back under
         # its instance id (as an orchestrator restarts it), not before.
-        faulty.start("ingest")
+        faulty.start("ingest", **SHARED)
         faulty.start("telemetry")
         return time.monotonic()
 
