@@ -24,6 +24,8 @@ CREATE TEMP TABLE IF NOT EXISTS telemetry_staging (
     received_at timestamptz, clock_unsynced boolean
 ) ON COMMIT DELETE ROWS
 """
+# A batch's sort (MOVE_STAGED) takes a few MB: in memory, not spilled to disk (4 MB default).
+SORT_MEMORY = "SET LOCAL work_mem = '64MB'"
 # Sorted so that replicas writing overlapping keys take index locks in the same order.
 MOVE_STAGED = """
 WITH stored AS (
@@ -36,12 +38,13 @@ WITH stored AS (
 )
 SELECT device_id, count(*) AS stored FROM stored GROUP BY device_id
 """
+# The newest staged row per device is chosen first and only it is parsed to jsonb (casting in
+# the DISTINCT ON's own select list parsed every staged row: ~20x slower for a 5,000-row batch).
 UPSERT_LATEST = """
 INSERT INTO latest_readings
     (device_id, timestamp, data, source, connection, received_at, clock_unsynced)
-SELECT DISTINCT ON (device_id)
-    device_id, ts, data::jsonb, source, connection, received_at, clock_unsynced
-FROM telemetry_staging ORDER BY device_id, ts DESC
+SELECT device_id, ts, data::jsonb, source, connection, received_at, clock_unsynced
+FROM (SELECT DISTINCT ON (device_id) * FROM telemetry_staging ORDER BY device_id, ts DESC) newest
 ON CONFLICT (device_id) DO UPDATE SET
     timestamp = EXCLUDED.timestamp, data = EXCLUDED.data, source = EXCLUDED.source,
     connection = EXCLUDED.connection, received_at = EXCLUDED.received_at,
@@ -197,6 +200,7 @@ class Repo:
         """Store rows once each, in one transaction; answer new rows per device."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(CREATE_STAGING)
+            await conn.execute(SORT_MEMORY)
             await conn.copy_records_to_table("telemetry_staging", records=rows,
                                              columns=STAGING_COLUMNS)
             stored = {r["device_id"]: r["stored"] for r in await conn.fetch(MOVE_STAGED)}
