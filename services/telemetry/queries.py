@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from libs.common.errors import BadRequest
-from services.telemetry.repo import ExportRow, StatRow
+from services.telemetry.repo import StatRow
 from services.telemetry.schemas import Bucket, FieldStats, TimeInput
 
 # Buckets a client may ask for, as PostgreSQL intervals (aligned on UTC midnight).
@@ -139,38 +139,3 @@ def csv_rows(rows: Iterable[Sequence[str]]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
     writer.writerows(rows)
     return out.getvalue()
-
-
-def export_lines(rows: Iterable[ExportRow], fields: Sequence[str]) -> list[list[Any]]:
-    """CSV rows; numbers and None go to the csv module as they are (it writes repr and ""),
-    only text and booleans pass through csv_cell (the hot loop of an export)."""
-    special = _SPECIAL_CELLS
-    return [[iso(r.ts), r.source, csv_cell(r.connection), csv_cell(r.clock_unsynced),
-             *(csv_cell(v) if type(v) in special else v for v in map(r.data.get, fields))]
-            for r in rows]
-
-
-_SPECIAL_CELLS = frozenset({str, bool, dict, list})
-
-
-def csv_text_within(lines: Sequence[Sequence[Any]], budget_bytes: int) -> tuple[str, int]:
-    """As many leading lines as fit in `budget_bytes` (at least one), as CSV text."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    kept = 0
-    for start in range(0, len(lines), 50):
-        mark = out.tell()
-        writer.writerows(lines[start:start + 50])
-        if out.tell() > budget_bytes and kept:
-            out.seek(mark)
-            out.truncate()
-            break
-        kept = min(len(lines), start + 50)
-    return out.getvalue(), kept
-
-
-def union_of_keys(rows: Iterable[ExportRow]) -> list[str]:
-    seen: dict[str, None] = {}
-    for row in rows:
-        seen.update(dict.fromkeys(row.data))
-    return sorted(seen)

@@ -7,6 +7,7 @@ transaction, so a reading is stored once however often it arrives.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,12 +103,71 @@ GROUP BY 1, 2
 FIELD_STATS_ALL = _FIELD_STATS.format(pairs="jsonb_each(t.data) AS f")
 FIELD_STATS_SOME = _FIELD_STATS.format(
     pairs="(SELECT k AS key, t.data -> k AS value FROM unnest($5::text[]) AS k) AS f")
-EXPORT_PAGE = """
-SELECT timestamp AS ts, source, connection, clock_unsynced, data
-FROM telemetry_records
-WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
-ORDER BY timestamp ASC LIMIT $4
+# CSV export: PostgreSQL writes the lines (RFC 4180, CRLF), the service only forwards text.
+# Columns of the first page when none are asked: the keys of its first readings.
+EXPORT_KEYS = """
+SELECT coalesce(array_agg(DISTINCT k ORDER BY k), '{}') FROM (
+    SELECT data FROM telemetry_records
+    WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
+    ORDER BY timestamp ASC LIMIT $4
+) r, jsonb_object_keys(r.data) AS k
 """
+# One CSV cell of the text `{v}`: NULL empty, a spreadsheet formula neutralised with a leading
+# quote (a plain number such as -12.5 is left alone), quoted when it holds , " CR or LF. The
+# subquery (evaluated once) runs only for the rare text that starts with or holds such a
+# character.
+_RISKY_TEXT = r"""'^[-=+@\t\r]|[",\r\n]'"""
+_CSV_CELL = r"""CASE WHEN {v} ~ {risky} THEN
+    (SELECT CASE WHEN c ~ '[",\r\n]' THEN '"' || replace(c, '"', '""') || '"' ELSE c END
+     FROM (SELECT CASE WHEN {v} ~ '^[-=+@\t\r]'
+                            AND {v} !~ '^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$'
+                       THEN '''' || {v} ELSE {v} END AS c OFFSET 0) AS n)
+    ELSE coalesce({v}, '') END"""
+# Readings whose values need none of that (numbers, booleans, nulls, plain strings: nearly all)
+# take the fast path, one `->>` per column; the others (a risky string, an object or array
+# value) go cell by cell.
+_NEEDS_CARE = r"""jsonb_path_exists(p.data,
+    'strict $.* ? (@ like_regex "^[-=+@\t\r]|[\",\r\n]" || exists(@.**{1}))')"""
+_EXPORT_CSV = r"""
+WITH page AS (
+    SELECT timestamp, source, connection, clock_unsynced, data FROM telemetry_records
+    WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
+    ORDER BY timestamp ASC LIMIT $5
+), lines AS MATERIALIZED (
+    SELECT p.timestamp, concat_ws(',',
+        to_char(p.timestamp AT TIME ZONE 'UTC', CASE WHEN date_trunc('second', p.timestamp)
+                = p.timestamp THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+                ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END),
+        {source}, {connection}, p.clock_unsynced::text,
+        CASE WHEN {needs_care} THEN (
+            SELECT string_agg({slow_cell}, ',' ORDER BY u.o)
+            FROM unnest($4::text[]) WITH ORDINALITY AS u(k, o),
+                 LATERAL (SELECT p.data ->> u.k AS v OFFSET 0) AS x)
+        ELSE {fast_cells} END) || E'\r\n' AS line
+    FROM page p
+), sized AS (
+    SELECT timestamp, line, row_number() OVER w AS n, sum(octet_length(line)) OVER w AS upto
+    FROM lines WINDOW w AS (ORDER BY timestamp ROWS UNBOUNDED PRECEDING)
+)
+SELECT coalesce(string_agg(line, '' ORDER BY timestamp), '') AS csv, count(*) AS rows,
+       max(timestamp) AS last_ts, (SELECT count(*) FROM page) AS fetched
+FROM sized WHERE upto <= $6 OR n = 1
+"""
+
+
+def _cell(value: str) -> str:
+    return _CSV_CELL.format(v=value, risky=_RISKY_TEXT)
+
+
+@functools.lru_cache(maxsize=128)
+def export_csv_sql(fields: int) -> str:
+    """The export statement for `fields` columns; the names themselves stay a parameter ($4)."""
+    fast = ", ".join(f"coalesce(p.data ->> ($4::text[])[{i}], '')" for i in range(1, fields + 1))
+    return _EXPORT_CSV.format(
+        source=_cell("p.source"), connection=_cell("p.connection"), needs_care=_NEEDS_CARE,
+        slow_cell=_cell("x.v"),
+        fast_cells=f"concat_ws(',', {fast})" if fields else "NULL")
+
 SELECT_ROLLUPS = """
 SELECT hour, readings, stats FROM hourly_rollups
 WHERE device_id = $1 AND hour >= $2 AND hour < $3
@@ -181,12 +241,11 @@ class StatRow(msgspec.Struct, frozen=True, kw_only=True):
     max: float
 
 
-class ExportRow(msgspec.Struct, frozen=True, kw_only=True):
-    ts: datetime
-    source: str
-    connection: str | None
-    clock_unsynced: bool
-    data: dict[str, Any]
+class CsvPage(msgspec.Struct, frozen=True, kw_only=True):
+    csv: str  # CSV lines, CRLF-terminated
+    rows: int  # lines in `csv`
+    last_ts: datetime | None  # timestamp of the last line
+    fetched: int  # readings read (rows < fetched: the byte budget cut the page)
 
 
 StagedRow = tuple[str, datetime, str, str, str | None, datetime, bool]
@@ -236,10 +295,19 @@ class Repo:
                                          fields)
         return [StatRow(**dict(r)) for r in rows]
 
-    async def export_page(self, device_id: str, after: datetime, end: datetime,
-                          limit: int) -> list[ExportRow]:
-        rows = await self.pool.fetch(EXPORT_PAGE, device_id, after, end, limit)
-        return [ExportRow(**dict(r)) for r in rows]
+    async def export_keys(self, device_id: str, after: datetime, end: datetime,
+                          readings: int) -> list[str]:
+        keys: list[str] = await self.pool.fetchval(EXPORT_KEYS, device_id, after, end, readings)
+        return keys
+
+    async def export_csv(self, device_id: str, after: datetime, end: datetime,
+                         fields: list[str], limit: int, budget_bytes: int) -> CsvPage:
+        """CSV lines of up to `limit` readings after `after`, cut to `budget_bytes` (at least
+        one line)."""
+        row = await self.pool.fetchrow(export_csv_sql(len(fields)), device_id, after, end,
+                                       fields, limit, budget_bytes)
+        assert row is not None
+        return CsvPage(**dict(row))
 
     async def rates(self, window_min: int) -> tuple[int, int]:
         row = await self.pool.fetchrow(RATES, window_min)

@@ -6,9 +6,10 @@
 - A deleted device (DeviceDeleted) loses its telemetry: its rows are deleted across partitions
   and its latest reading is forgotten. That is a rare operator action on purpose ("remove the
   device from the console"); a device that keeps sending starts a new history.
-- Export columns: the fields asked for, else the union of the keys of the first page
-  (EXPORT_PAGE_ROWS readings); a key first seen later in the range is not exported unless
-  asked for with `fields`.
+- Export columns: the fields asked for, else the union of the keys of the first
+  EXPORT_PAGE_ROWS readings; a key first seen later in the range is not exported unless asked
+  for with `fields`. PostgreSQL writes the CSV lines (repo.export_csv_sql); pages are cut to
+  ANSWER_BUDGET_BYTES.
 """
 
 from __future__ import annotations
@@ -175,14 +176,17 @@ class TelemetryService:
         after = queries.parse_time(q.after_ts, "after_ts")
         # Keyset: strictly after the cursor; the first page starts just before `from`.
         after = after if after is not None else start - timedelta(microseconds=1)
-        rows = await self.repo.export_page(q.device_id, after, end, q.limit)
-        columns = fields if fields is not None else queries.union_of_keys(rows)
-        text, kept = queries.csv_text_within(queries.export_lines(rows, columns),
-                                             ANSWER_BUDGET_BYTES)
-        more = kept < len(rows) or len(rows) == q.limit
-        next_after = queries.iso(rows[kept - 1].ts) if rows and more else None
-        return ExportPage(fields=columns, header=queries.csv_header(columns), csv=text,
-                          rows=kept, next_after_ts=next_after)
+        columns = (fields if fields is not None
+                   else await self.repo.export_keys(q.device_id, after, end, EXPORT_PAGE_ROWS))
+        page = await self.repo.export_csv(q.device_id, after, end, columns, q.limit,
+                                          ANSWER_BUDGET_BYTES)
+        more = page.rows < page.fetched or page.fetched == q.limit
+        next_after = queries.iso(page.last_ts) if page.last_ts is not None and more else None
+        # Readings that would fill the next answer, from this page's line length.
+        line_bytes = max(1, len(page.csv) // max(1, page.rows))
+        next_limit = max(1, min(MAX_EXPORT_PAGE_ROWS, ANSWER_BUDGET_BYTES // line_bytes))
+        return ExportPage(fields=columns, header=queries.csv_header(columns), csv=page.csv,
+                          rows=page.rows, next_after_ts=next_after, next_limit=next_limit)
 
     async def stats(self) -> Stats:
         messages, readings = await self.repo.rates(RATE_WINDOW_MIN)

@@ -1,13 +1,15 @@
 """Telemetry of one device (owned by the telemetry service).
 
 The CSV export never travels as one message: the gateway pages through `telemetry.export.page`
-(keyset pagination, each answer well under 1 MB) and streams the pages to the client, so its
-memory stays constant for any range. The first page is fetched before the response starts, so
+(keyset pagination, each answer well under 1 MB, CSV text written by PostgreSQL) and streams
+the pages to the client as they are, one page ahead, so its memory stays constant for any
+range. The first page is fetched before the response starts, so
 a bad range is still a problem document (400), not a broken download.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,8 +21,8 @@ from services.gateway.api.forward import checked_device_id, query_dict, rpc_of
 from services.gateway.auth.guard import viewer
 from services.telemetry.schemas import ExportPage
 
-# Rows asked per page (about 400 KiB of CSV for 50 registers; the service stops earlier
-# for wider readings).
+# Readings asked for the first page; later pages ask what the service suggests
+# (`next_limit`: what fills an answer of about 400 KiB).
 EXPORT_PAGE_ROWS = 1000
 # A page can take a while on a cold cache; the whole export has no overall limit.
 EXPORT_PAGE_TIMEOUT_S = 30.0
@@ -63,12 +65,24 @@ async def _page(rpc: RpcClient, payload: dict[str, Any]) -> ExportPage:
 
 async def _csv(rpc: RpcClient, payload: dict[str, Any],
                page: ExportPage) -> AsyncIterator[bytes]:
-    """Header, then page after page; the columns of the first page hold for the whole file."""
+    """Header, then page after page; the columns of the first page hold for the whole file.
+    The next page is asked for before this one is written, so the database works while the
+    client reads."""
     yield page.header.encode()
     request = {**payload, "fields": page.fields}
     while True:
-        if page.csv:
-            yield page.csv.encode()
-        if page.next_after_ts is None:
+        following = None
+        if page.next_after_ts is not None:
+            following = asyncio.ensure_future(_page(rpc, {
+                **request, "after_ts": page.next_after_ts,
+                "limit": page.next_limit or request["limit"]}))
+        try:
+            if page.csv:
+                yield page.csv.encode()
+        except BaseException:  # the client went away: the page asked for is not needed
+            if following is not None:
+                following.cancel()
+            raise
+        if following is None:
             return
-        page = await _page(rpc, {**request, "after_ts": page.next_after_ts})
+        page = await following
