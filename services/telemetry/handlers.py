@@ -2,7 +2,9 @@
 
 The consumer takes what JetStream has ready (up to FETCH_BUNDLES bundles per fetch, so batches
 grow with the load and stay small when it is quiet), stores it in transactions of about
-MAX_BATCH_ROWS rows and acknowledges each bundle only after its transaction committed. A bundle
+MAX_BATCH_ROWS rows and acknowledges each bundle only after its transaction committed. Up to
+COMMITS_IN_FLIGHT transactions run at once: the next batch is built while PostgreSQL works on
+the last one, and a replay's batches use more than one backend. A bundle
 that cannot be decoded is dead-lettered; a database outage fails the batch, which JetStream
 delivers again (to this or another replica); nothing is acknowledged unstored.
 """
@@ -57,6 +59,9 @@ STORE_SECONDS = Histogram("acuvim_telemetry_store_seconds", "Time to store one b
 FETCH_BUNDLES = 64
 # Rows per transaction: large enough for COPY to pay off, small enough to commit promptly.
 MAX_BATCH_ROWS = 5000
+# Concurrent store transactions of one consumer. They cannot deadlock: each takes its row locks
+# in (device_id, ts) order (MOVE_STAGED, UPSERT_LATEST), then the one ingest_minutes row.
+COMMITS_IN_FLIGHT = 2
 # A replica that dies holding a batch: its bundles go to another replica after this long
 # (a batch commits in well under a second).
 ACK_WAIT_S = 10.0
@@ -78,21 +83,40 @@ class TelemetryConsumer:
         self.subjects = subjects
 
     async def handle(self, msgs: Sequence[Msg]) -> None:
+        """Store the bundles in batches, COMMITS_IN_FLIGHT at a time; the first failure stops
+        the rest (left unacked, so redelivered) once the batches already started have ended."""
         cutoff_ts = self.service.retention_cutoff_ts()
         batch, taken = Batch(), []
-        for msg in msgs:
-            try:
-                bundle = decode_bundle(msg.data)
-            except InvalidInput as exc:
-                await bus.dead_letter(self.js, msg, exc.detail)
-                continue
-            batch.add(bundle, cutoff_ts)
-            taken.append(msg)
-            if len(batch.rows) >= MAX_BATCH_ROWS:
-                await self._commit(batch, taken)
-                batch, taken = Batch(), []
-        if taken:
-            await self._commit(batch, taken)
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            for msg in msgs:
+                try:
+                    bundle = decode_bundle(msg.data)
+                except InvalidInput as exc:
+                    await bus.dead_letter(self.js, msg, exc.detail)
+                    continue
+                batch.add(bundle, cutoff_ts)
+                taken.append(msg)
+                if len(batch.rows) >= MAX_BATCH_ROWS:
+                    await self._start(in_flight, batch, taken)
+                    batch, taken = Batch(), []
+            if taken:
+                await self._start(in_flight, batch, taken)
+        finally:
+            ended = await asyncio.gather(*in_flight, return_exceptions=True)
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _start(self, in_flight: set[asyncio.Task[None]], batch: Batch,
+                     msgs: list[Msg]) -> None:
+        while len(in_flight) >= COMMITS_IN_FLIGHT:
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            in_flight.difference_update(done)
+            for task in done:
+                task.result()  # a failed batch: stop here (the caller waits for the others)
+        in_flight.add(asyncio.create_task(self._commit(batch, msgs)))
+        await asyncio.sleep(0)  # let it send its COPY before the next batch is built
 
     async def _commit(self, batch: Batch, msgs: list[Msg]) -> None:
         started = time.perf_counter()
