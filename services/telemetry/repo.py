@@ -103,6 +103,34 @@ GROUP BY 1, 2
 FIELD_STATS_ALL = _FIELD_STATS.format(pairs="jsonb_each(t.data) AS f")
 FIELD_STATS_SOME = _FIELD_STATS.format(
     pairs="(SELECT k AS key, t.data -> k AS value FROM unnest($5::text[]) AS k) AS f")
+# Hourly statistics of the fields $4 in one pass over the readings: one aggregate per field and
+# hour (no row per value to sort, unlike jsonb_each). `extra` marks an hour whose readings hold
+# keys outside $4; such hours are computed the generic way (FIELD_STATS_ALL).
+_HOURLY_WIDE = """
+SELECT hour, count(*) AS readings, bool_or(extra) AS extra, {aggs}
+FROM (
+    SELECT hour, extra, {numbers} FROM (
+        SELECT date_bin('1 hour', timestamp, TIMESTAMPTZ '2000-01-01T00:00:00Z') AS hour,
+               data - $4::text[] <> '{{}}'::jsonb AS extra, {values}
+        FROM telemetry_records WHERE device_id = $1 AND timestamp >= $2 AND timestamp < $3
+        OFFSET 0
+    ) AS v OFFSET 0
+) AS n GROUP BY hour
+"""
+SELECT_LATEST_KEYS = "SELECT array(SELECT jsonb_object_keys(data)) FROM latest_readings" \
+    " WHERE device_id = $1"
+
+
+@functools.lru_cache(maxsize=64)
+def hourly_wide_sql(fields: int) -> str:
+    """Hourly statistics of `fields` named fields; per field i: n_i, min_i, max_i, sum_i."""
+    numbered = range(1, fields + 1)
+    return _HOURLY_WIDE.format(
+        values=", ".join(f"data -> ($4::text[])[{i}] AS j{i}" for i in numbered),
+        numbers=", ".join(f"CASE WHEN jsonb_typeof(j{i}) = 'number' THEN j{i}::float8 END"
+                          f" AS c{i}" for i in numbered),
+        aggs=", ".join(f"count(c{i}) AS n{i}, min(c{i}) AS min{i}, max(c{i}) AS max{i},"
+                       f" sum(c{i}) AS sum{i}" for i in numbered))
 # CSV export: PostgreSQL writes the lines (RFC 4180, CRLF), the service only forwards text.
 # Columns of the first page when none are asked: the keys of its first readings.
 EXPORT_KEYS = """
@@ -294,6 +322,24 @@ class Repo:
             rows = await self.pool.fetch(FIELD_STATS_SOME, device_id, start, end, interval,
                                          fields)
         return [StatRow(**dict(r)) for r in rows]
+
+    async def latest_keys(self, device_id: str) -> list[str]:
+        keys: list[str] | None = await self.pool.fetchval(SELECT_LATEST_KEYS, device_id)
+        return keys or []
+
+    async def hourly_wide(self, device_id: str, start: datetime, end: datetime,
+                          fields: list[str]) -> tuple[dict[datetime, dict[str, list[float]]],
+                                                      set[datetime]]:
+        """{hour: {field: [count, min, max, sum]}} of `fields` in [start, end), and the hours
+        whose readings also hold other fields."""
+        rows = await self.pool.fetch(hourly_wide_sql(len(fields)), device_id, start, end,
+                                     fields)
+        stats: dict[datetime, dict[str, list[float]]] = {}
+        for row in rows:
+            values = list(row.values())[3:]
+            stats[row["hour"]] = {name: values[4 * i:4 * i + 4] for i, name in enumerate(fields)
+                                  if values[4 * i]}
+        return stats, {r["hour"] for r in rows if r["extra"]}
 
     async def export_keys(self, device_id: str, after: datetime, end: datetime,
                           readings: int) -> list[str]:

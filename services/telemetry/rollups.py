@@ -9,7 +9,8 @@ ones), and computes the partial hours at the edges of the range from the reading
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import AsyncGenerator, Iterable
 from datetime import UTC, datetime, timedelta
 
 from services.telemetry.queries import is_counter
@@ -17,8 +18,12 @@ from services.telemetry.repo import Repo, StatRow
 from services.telemetry.schemas import Bucket, FieldStats
 
 HOUR = timedelta(hours=1)
-# Hours computed per query of the readings (then saved), so that progress survives a timeout.
-SPAN_HOURS = 48
+# Buckets built per round while a page fills (a page stops at its answer's byte budget).
+CHUNK_BUCKETS = 96
+# Hours computed per query of the readings (then saved), so that progress survives a timeout;
+# spans computed at once (on a 2-core machine PostgreSQL uses both).
+SPAN_HOURS = 96
+PARALLEL_SPANS = 2
 # [count, min, max, sum] of one field in one hour (what is mergeable).
 Agg = list[float]
 HourStats = dict[str, Agg]
@@ -78,12 +83,40 @@ def spans(hours: list[datetime]) -> list[list[datetime]]:
     return out
 
 
-async def hourly(repo: Repo, device_id: str, start: datetime, end: datetime,
-                 now: datetime) -> tuple[dict[datetime, HourStats], dict[datetime, int]]:
-    """Statistics and row counts per hour of [start, end), partial hours at the edges included."""
-    counts = await repo.bucket_counts(device_id, start, end, HOUR)
+async def computed(repo: Repo, device_id: str, hours: list[datetime],
+                   counts: dict[datetime, int], now: datetime) -> dict[datetime, HourStats]:
+    """Statistics of whole `hours` from the readings: spans of up to SPAN_HOURS, PARALLEL_SPANS
+    at a time, each one statement over the fields of the device's latest reading (hours with
+    other fields too: the generic jsonb_each statement); complete hours are saved span by span,
+    so a long cold query keeps its progress."""
+    keys = await repo.latest_keys(device_id)
+    slots = asyncio.Semaphore(PARALLEL_SPANS)
+    out: dict[datetime, HourStats] = {}
+
+    async def one(span: list[datetime]) -> None:
+        async with slots:
+            fresh, generic = ((await repo.hourly_wide(device_id, span[0], span[-1] + HOUR, keys))
+                              if keys else ({}, set(span)))
+            for run in spans(sorted(generic)):
+                fresh.update(by_hour(await repo.field_stats(device_id, run[0], run[-1] + HOUR,
+                                                            HOUR, None)))
+            complete = [(h, counts[h], fresh.get(h, {})) for h in span if h + HOUR <= now]
+            if complete:
+                await repo.save_rollups(device_id, complete)
+            out.update({h: fresh.get(h, {}) for h in span})
+
+    async with asyncio.TaskGroup() as group:
+        for span in spans(hours):
+            group.create_task(one(span))
+    return out
+
+
+async def hourly(repo: Repo, device_id: str, start: datetime, end: datetime, now: datetime,
+                 counts: dict[datetime, int]) -> dict[datetime, HourStats]:
+    """Statistics per hour of [start, end), partial hours at the edges included; `counts` are
+    the row counts of its hours."""
     if not counts:
-        return {}, {}
+        return {}
     whole_from, whole_to = ceil_hour(start), floor_hour(end)
     stats: dict[datetime, HourStats] = {}
     if whole_from < whole_to:
@@ -91,23 +124,40 @@ async def hourly(repo: Repo, device_id: str, start: datetime, end: datetime,
         stale = sorted(h for h, n in counts.items()
                        if whole_from <= h < whole_to and cached.get(h, (-1, {}))[0] != n)
         stats = {h: s for h, (n, s) in cached.items() if counts.get(h) == n}
-        for span in spans(stale):
-            fresh = by_hour(await repo.field_stats(device_id, span[0], span[-1] + HOUR, HOUR,
-                                                   None))
-            complete = [(h, counts[h], fresh.get(h, {})) for h in span if h + HOUR <= now]
-            if complete:  # saved span by span: a long cold query keeps its progress
-                await repo.save_rollups(device_id, complete)
-            stats.update({h: fresh.get(h, {}) for h in span})
+        if stale:
+            stats.update(await computed(repo, device_id, stale, counts, now))
     edges = ([(start, whole_from), (whole_to, end)] if whole_from < whole_to
              else [(start, end)])
     for edge_from, edge_to in edges:
         if edge_from < edge_to:
             stats.update(by_hour(await repo.field_stats(device_id, edge_from, edge_to, HOUR,
                                                         None)))
-    return stats, counts
+    return stats
 
 
-async def buckets(repo: Repo, device_id: str, start: datetime, end: datetime,
-                  width: timedelta, fields: list[str] | None) -> list[Bucket]:
-    hours, counts = await hourly(repo, device_id, start, end, datetime.now(UTC))
-    return to_buckets(hours, counts, width, fields)
+def bucket_start(hour: datetime, width: timedelta) -> datetime:
+    return hour if width == HOUR else hour.replace(hour=0)
+
+
+async def bucket_count(repo: Repo, device_id: str, start: datetime, end: datetime,
+                       width: timedelta) -> tuple[dict[datetime, int], list[datetime]]:
+    """Row counts per hour of [start, end) and the starts of its non-empty buckets."""
+    counts = await repo.bucket_counts(device_id, start, end, HOUR)
+    return counts, sorted({bucket_start(h, width) for h in counts})
+
+
+async def built(repo: Repo, device_id: str, start: datetime, end: datetime, width: timedelta,
+                fields: list[str] | None, counts: dict[datetime, int],
+                starts: list[datetime]) -> AsyncGenerator[Bucket, None]:
+    """The buckets starting at `starts` (in that order), built CHUNK_BUCKETS at a time so that
+    a page stops the work where it is full."""
+    now = datetime.now(UTC)
+    for index in range(0, len(starts), CHUNK_BUCKETS):
+        chunk = starts[index:index + CHUNK_BUCKETS]
+        chunk_from, chunk_to = max(start, min(chunk)), min(end, max(chunk) + width)
+        within = {h: n for h, n in counts.items() if chunk_from <= h < chunk_to
+                  or h < chunk_from < h + HOUR}
+        hours = await hourly(repo, device_id, chunk_from, chunk_to, now, within)
+        by_start = {b.ts: b for b in to_buckets(hours, within, width, fields)}
+        for bucket_ts in chunk:
+            yield by_start[bucket_ts]

@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -144,25 +146,35 @@ class TelemetryService:
 
     async def _buckets(self, q: HistoryQuery, width: timedelta, fields: list[str] | None,
                        start: datetime, end: datetime) -> HistoryPage:
-        if width >= rollups.HOUR:
-            every = await rollups.buckets(self.repo, q.device_id, start, end, width, fields)
+        limit = _checked_limit(q.limit, queries.MAX_BUCKETS)
+        every: AsyncGenerator[Bucket, None]
+        if width >= rollups.HOUR:  # built only as far as the page goes, from hourly rollups
+            counts, starts = await rollups.bucket_count(self.repo, q.device_id, start, end,
+                                                        width)
+            total = len(starts)
+            if q.order == "desc":
+                starts.reverse()
+            every = rollups.built(self.repo, q.device_id, start, end, width, fields, counts,
+                                  starts[q.offset:q.offset + limit])
         else:
             counts = await self.repo.bucket_counts(q.device_id, start, end, width)
             stats = (await self.repo.field_stats(q.device_id, start, end, width, fields)
                      if counts else [])
-            every = queries.buckets(counts, stats)
-        if q.order == "desc":
-            every.reverse()
-        limit = _checked_limit(q.limit, queries.MAX_BUCKETS)
+            listed = queries.buckets(counts, stats)
+            total = len(listed)
+            if q.order == "desc":
+                listed.reverse()
+            every = _iterate(listed[q.offset:q.offset + limit])
         page: list[Bucket] = []
         used_bytes = 0
-        for bucket in every[q.offset:q.offset + limit]:
-            used_bytes += 60 + BUCKET_FIELD_BYTES * len(bucket.fields)
-            if page and used_bytes > ANSWER_BUDGET_BYTES:
-                limit = len(page)
-                break
-            page.append(bucket)
-        return HistoryPage(items=page, total=len(every), limit=limit, offset=q.offset,
+        async with contextlib.aclosing(every):
+            async for bucket in every:
+                used_bytes += 60 + BUCKET_FIELD_BYTES * len(bucket.fields)
+                if page and used_bytes > ANSWER_BUDGET_BYTES:
+                    limit = len(page)
+                    break
+                page.append(bucket)
+        return HistoryPage(items=page, total=total, limit=limit, offset=q.offset,
                            from_=start, to=end, interval=q.interval)
 
     async def export_page(self, q: ExportPageQuery) -> ExportPage:
@@ -192,6 +204,11 @@ class TelemetryService:
         messages, readings = await self.repo.rates(RATE_WINDOW_MIN)
         return Stats(messages_per_minute=round(messages / RATE_WINDOW_MIN, 2),
                      readings_per_minute=round(readings / RATE_WINDOW_MIN, 2))
+
+
+async def _iterate(buckets: list[Bucket]) -> AsyncGenerator[Bucket, None]:
+    for bucket in buckets:
+        yield bucket
 
 
 def _checked_limit(limit: int | None, default: int) -> int:
