@@ -3,7 +3,9 @@
 At least once: an MQTT QoS 1 message is acknowledged to the broker (manual PUBACK) only after
 JetStream stored what it became; a crash before that makes the broker deliver it again (the
 session is persistent). Telemetry, the hot path, is bundled: the messages that arrived together
-become one JetStream publish and are acknowledged together.
+become one JetStream publish and are acknowledged together, once that publish is stored. Up to
+PUBLISHES_IN_FLIGHT bundles are being stored at once while the next messages are read, so the
+JetStream round trip does not stall the MQTT side.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ REJECT_LOG_PERIOD_S = 60.0
 # Telemetry bundle limits: the JetStream message stays well under the 1 MB default.
 BUNDLE_MAX_MESSAGES = 500
 BUNDLE_MAX_BYTES = 512 * 1024
+# Telemetry bundles being stored in JetStream at once (each holds up to BUNDLE_MAX_MESSAGES).
+PUBLISHES_IN_FLIGHT = 4
 # Publishing to JetStream is retried this often (s) while NATS is away; MQTT acks wait.
 PUBLISH_RETRY_S = 0.5
 
@@ -84,6 +88,8 @@ class Bridge:
         self._bundle: list[TelemetryMessage] = []
         self._bundle_msgs: list[aiomqtt.Message] = []
         self._bundle_bytes = 0
+        self._slots = asyncio.Semaphore(PUBLISHES_IN_FLIGHT)
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def handle(self, message: aiomqtt.Message, more_waiting: bool) -> None:
         """Handle one MQTT message; `more_waiting` tells whether to keep a bundle open."""
@@ -146,15 +152,31 @@ class Bridge:
         self.ack(message)
 
     async def flush(self) -> None:
+        """Start storing the open bundle (waits only while PUBLISHES_IN_FLIGHT are pending)."""
         if not self._bundle:
             return
         bundle, msgs = self._bundle, self._bundle_msgs
         self._bundle, self._bundle_msgs, self._bundle_bytes = [], [], 0
         BUNDLE_SIZE.observe(len(bundle))
-        await self._publish(self.subjects.telemetry_in, encode(TelemetryBundle(bundle)),
-                            "telemetry", count=len(bundle))
-        for msg in msgs:
-            self.ack(msg)
+        data = encode(TelemetryBundle(bundle))
+        await self._slots.acquire()
+        task = asyncio.create_task(self._store_then_ack(data, len(bundle), msgs))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def drain(self) -> None:
+        """Flush, then wait until every bundle is stored and its messages acknowledged."""
+        await self.flush()
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight)
+
+    async def _store_then_ack(self, data: bytes, count: int, msgs: list[aiomqtt.Message]) -> None:
+        try:
+            await self._publish(self.subjects.telemetry_in, data, "telemetry", count=count)
+            for msg in msgs:  # only this bundle's messages: each acked after its own publish
+                self.ack(msg)
+        finally:
+            self._slots.release()
 
     async def _publish(self, subject: str, data: bytes, kind: str, count: int = 1) -> None:
         """Store in JetStream, retrying while NATS is away (the MQTT ack waits for this)."""
