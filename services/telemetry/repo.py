@@ -72,12 +72,25 @@ COUNT_RANGE = """
 SELECT count(*) FROM telemetry_records
 WHERE device_id = $1 AND timestamp >= $2 AND timestamp < $3
 """
+# A page of readings cut in SQL to an answer's byte budget ($6; a reading counts its stored
+# size plus $8) so that only what is sent is read out; at least one reading. `data` leaves as
+# JSON text (the service embeds it without decoding), restricted to the fields $7 if not NULL.
 _RAW_PAGE = """
-SELECT timestamp AS ts, received_at, source, connection, clock_unsynced, data,
-       pg_column_size(data) AS size_bytes
-FROM telemetry_records
-WHERE device_id = $1 AND timestamp >= $2 AND timestamp < $3
-ORDER BY timestamp {order} LIMIT $4 OFFSET $5
+SELECT ts, received_at, source, connection, clock_unsynced, fetched,
+       CASE WHEN $7::text[] IS NULL THEN data ELSE (
+           SELECT coalesce(jsonb_object_agg(k, data -> k), '{{}}'::jsonb)
+           FROM unnest($7::text[]) AS k WHERE data ? k) END::text AS data
+FROM (
+    SELECT timestamp AS ts, received_at, source, connection, clock_unsynced, data,
+           count(*) OVER () AS fetched, row_number() OVER w AS n,
+           sum(pg_column_size(data) + $8) OVER w AS upto
+    FROM (SELECT * FROM telemetry_records
+          WHERE device_id = $1 AND timestamp >= $2 AND timestamp < $3
+          ORDER BY timestamp {order} LIMIT $4 OFFSET $5) AS page
+    WINDOW w AS (ORDER BY timestamp {order} ROWS UNBOUNDED PRECEDING)
+) AS sized
+WHERE upto <= $6 OR n = 1
+ORDER BY ts {order}
 """
 RAW_PAGE_ASC = _RAW_PAGE.format(order="ASC")
 RAW_PAGE_DESC = _RAW_PAGE.format(order="DESC")
@@ -256,8 +269,8 @@ class RawRow(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     connection: str | None
     clock_unsynced: bool
-    data: dict[str, Any]
-    size_bytes: int
+    data: str  # the reading's JSON object
+    fetched: int  # readings read before the byte budget cut the page
 
 
 class StatRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -304,9 +317,11 @@ class Repo:
         return int(value)
 
     async def raw_page(self, device_id: str, start: datetime, end: datetime, *, descending: bool,
-                       limit: int, offset: int) -> list[RawRow]:
+                       limit: int, offset: int, fields: list[str] | None, budget_bytes: int,
+                       overhead_bytes: int) -> list[RawRow]:
         sql = RAW_PAGE_DESC if descending else RAW_PAGE_ASC
-        rows = await self.pool.fetch(sql, device_id, start, end, limit, offset)
+        rows = await self.pool.fetch(sql, device_id, start, end, limit, offset, budget_bytes,
+                                     fields, overhead_bytes)
         return [RawRow(**dict(r)) for r in rows]
 
     async def bucket_counts(self, device_id: str, start: datetime, end: datetime,

@@ -46,7 +46,7 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     connection: str | None
     clock_unsynced: bool
-    data: dict[str, Any]
+    data: msgspec.Raw  # the reading's JSON object as stored, embedded without decoding
 
 
 class FieldStats(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -21,6 +21,8 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
 from libs.common.errors import BadRequest, NotFound
 from libs.common.paging import DEFAULT_LIMIT, MAX_LIMIT
 from services.telemetry import queries, rollups
@@ -126,21 +128,17 @@ class TelemetryService:
                    end: datetime) -> HistoryPage:
         limit = _checked_limit(q.limit, DEFAULT_LIMIT)
         rows = await self.repo.raw_page(q.device_id, start, end, descending=q.order == "desc",
-                                        limit=limit, offset=q.offset)
-        total = (q.offset + len(rows) if len(rows) < limit and (rows or q.offset == 0)
+                                        limit=limit, offset=q.offset, fields=fields,
+                                        budget_bytes=ANSWER_BUDGET_BYTES,
+                                        overhead_bytes=READING_OVERHEAD_BYTES)
+        fetched = rows[0].fetched if rows else 0
+        total = (q.offset + fetched if fetched < limit and (rows or q.offset == 0)
                  else await self.repo.count(q.device_id, start, end))
-        items: list[Reading] = []
-        used_bytes = 0
-        for row in rows:
-            used_bytes += row.size_bytes + READING_OVERHEAD_BYTES
-            if items and used_bytes > ANSWER_BUDGET_BYTES:
-                limit = len(items)  # the client's next offset is offset + limit
-                break
-            data = row.data if fields is None else {f: row.data[f] for f in fields
-                                                    if f in row.data}
-            items.append(Reading(ts=row.ts, received_at=row.received_at, source=row.source,
-                                 connection=row.connection, clock_unsynced=row.clock_unsynced,
-                                 data=data))
+        if len(rows) < fetched:  # cut to the budget: the client's next offset is offset + limit
+            limit = len(rows)
+        items = [Reading(ts=row.ts, received_at=row.received_at, source=row.source,
+                         connection=row.connection, clock_unsynced=row.clock_unsynced,
+                         data=msgspec.Raw(row.data.encode())) for row in rows]
         return HistoryPage(items=items, total=total, limit=limit, offset=q.offset, from_=start,
                            to=end)
 

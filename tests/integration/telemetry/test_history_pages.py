@@ -113,3 +113,17 @@ async def test_chunks_stop_where_the_page_is_full(service: TelemetryService,
     assert page.total == HOURS and len(page.items) == 10
     cached = await service.repo.rollups(device, START, START + timedelta(hours=HOURS))
     assert len(cached) <= rollups.CHUNK_BUCKETS  # only the newest chunk was computed
+
+
+async def test_raw_pages_embed_the_stored_json(service: TelemetryService, device: str) -> None:
+    window = {"from_": START.timestamp(), "to": (START + timedelta(hours=2)).timestamp()}
+    page = await service.history(HistoryQuery(device_id=device, order="asc", limit=5,
+                                              offset=3, **window))  # type: ignore[arg-type]
+    assert page.total == 12 and page.limit == 5
+    body = msgspec.json.decode(msgspec.json.encode(page))
+    assert [item["data"]["ep_imp"] for item in body["items"]] == [1030.0, 1040.0, 1050.0,
+                                                                  1060.0, 1070.0]
+    only = await service.history(HistoryQuery(device_id=device, order="desc", fields=["v1", "x"],
+                                              **window))  # type: ignore[arg-type]
+    data = [msgspec.json.decode(item.data) for item in only.items]  # type: ignore[union-attr]
+    assert only.total == 12 and data[0] == {"v1": 220.0 + 110 % 7}
