@@ -1,0 +1,91 @@
+"""Read-side SQL generated per number of columns: the CSV lines of an export and the one-pass
+hourly statistics. Field names never enter the text: they stay a text[] parameter ($4) that the
+statement refers to by position."""
+
+from __future__ import annotations
+
+import functools
+
+# Hourly statistics of the fields $4 in one pass over the readings: one aggregate per field and
+# hour (no row per value to sort, unlike jsonb_each). `extra` marks an hour whose readings hold
+# keys outside $4; such hours are computed the generic way (FIELD_STATS_ALL).
+_HOURLY_WIDE = """
+SELECT hour, count(*) AS readings, bool_or(extra) AS extra, {aggs}
+FROM (
+    SELECT hour, extra, {numbers} FROM (
+        SELECT date_bin('1 hour', timestamp, TIMESTAMPTZ '2000-01-01T00:00:00Z') AS hour,
+               data - $4::text[] <> '{{}}'::jsonb AS extra, {values}
+        FROM telemetry_records WHERE device_id = $1 AND timestamp >= $2 AND timestamp < $3
+        OFFSET 0
+    ) AS v OFFSET 0
+) AS n GROUP BY hour
+"""
+
+
+@functools.lru_cache(maxsize=64)
+def hourly_wide_sql(fields: int) -> str:
+    """Hourly statistics of `fields` named fields; per field i: n_i, min_i, max_i, sum_i."""
+    numbered = range(1, fields + 1)
+    return _HOURLY_WIDE.format(
+        values=", ".join(f"data -> ($4::text[])[{i}] AS j{i}" for i in numbered),
+        numbers=", ".join(f"CASE WHEN jsonb_typeof(j{i}) = 'number' THEN j{i}::float8 END"
+                          f" AS c{i}" for i in numbered),
+        aggs=", ".join(f"count(c{i}) AS n{i}, min(c{i}) AS min{i}, max(c{i}) AS max{i},"
+                       f" sum(c{i}) AS sum{i}" for i in numbered))
+
+
+# One CSV cell of the text `{v}`: NULL empty, a spreadsheet formula neutralised with a leading
+# quote (a plain number such as -12.5 is left alone), quoted when it holds , " CR or LF. The
+# subquery (evaluated once) runs only for the rare text that starts with or holds such a
+# character.
+_RISKY_TEXT = r"""'^[-=+@\t\r]|[",\r\n]'"""
+_CSV_CELL = r"""CASE WHEN {v} ~ {risky} THEN
+    (SELECT CASE WHEN c ~ '[",\r\n]' THEN '"' || replace(c, '"', '""') || '"' ELSE c END
+     FROM (SELECT CASE WHEN {v} ~ '^[-=+@\t\r]'
+                            AND {v} !~ '^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$'
+                       THEN '''' || {v} ELSE {v} END AS c OFFSET 0) AS n)
+    ELSE coalesce({v}, '') END"""
+# Readings whose values need none of that (numbers, booleans, nulls, plain strings: nearly all)
+# take the fast path, one `->>` per column; the others (a risky string, an object or array
+# value) go cell by cell.
+_NEEDS_CARE = r"""jsonb_path_exists(p.data,
+    'strict $.* ? (@ like_regex "^[-=+@\t\r]|[\",\r\n]" || exists(@.**{1}))')"""
+_EXPORT_CSV = r"""
+WITH page AS (
+    SELECT timestamp, source, connection, clock_unsynced, data FROM telemetry_records
+    WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
+    ORDER BY timestamp ASC LIMIT $5
+), lines AS MATERIALIZED (
+    SELECT p.timestamp, concat_ws(',',
+        to_char(p.timestamp AT TIME ZONE 'UTC', CASE WHEN date_trunc('second', p.timestamp)
+                = p.timestamp THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+                ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END),
+        {source}, {connection}, p.clock_unsynced::text,
+        CASE WHEN {needs_care} THEN (
+            SELECT string_agg({slow_cell}, ',' ORDER BY u.o)
+            FROM unnest($4::text[]) WITH ORDINALITY AS u(k, o),
+                 LATERAL (SELECT p.data ->> u.k AS v OFFSET 0) AS x)
+        ELSE {fast_cells} END) || E'\r\n' AS line
+    FROM page p
+), sized AS (
+    SELECT timestamp, line, row_number() OVER w AS n, sum(octet_length(line)) OVER w AS upto
+    FROM lines WINDOW w AS (ORDER BY timestamp ROWS UNBOUNDED PRECEDING)
+)
+SELECT coalesce(string_agg(line, '' ORDER BY timestamp), '') AS csv, count(*) AS rows,
+       max(timestamp) AS last_ts, (SELECT count(*) FROM page) AS fetched
+FROM sized WHERE upto <= $6 OR n = 1
+"""
+
+
+def _cell(value: str) -> str:
+    return _CSV_CELL.format(v=value, risky=_RISKY_TEXT)
+
+
+@functools.lru_cache(maxsize=128)
+def export_csv_sql(fields: int) -> str:
+    """The export statement for `fields` columns; the names themselves stay a parameter ($4)."""
+    fast = ", ".join(f"coalesce(p.data ->> ($4::text[])[{i}], '')" for i in range(1, fields + 1))
+    return _EXPORT_CSV.format(
+        source=_cell("p.source"), connection=_cell("p.connection"), needs_care=_NEEDS_CARE,
+        slow_cell=_cell("x.v"),
+        fast_cells=f"concat_ws(',', {fast})" if fields else "NULL")
