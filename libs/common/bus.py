@@ -45,6 +45,8 @@ MAX_DELIVER = 20
 RETRY_DELAY_S = 2.0
 # Dead letters are kept this long for an operator to inspect.
 DEAD_MAX_AGE_S = 14 * 24 * 3600
+# JetStream's error code for a stream update that changes the retention policy (NATS < 2.10).
+RETENTION_CHANGE_REFUSED = 10052
 
 
 async def connect(url: str, name: str) -> NATS:
@@ -75,15 +77,20 @@ async def connect(url: str, name: str) -> NATS:
 
 def stream_configs(subjects: Subjects, replicas: int = 1) -> list[StreamConfig]:
     """The console's streams; `replicas` > 1 on a NATS cluster (ACUVIM_JETSTREAM_REPLICAS)."""
+    # Device input and output keep every message for max_age, consumed or not (LIMITS), not
+    # only while a consumer still owes an ack (INTEREST): NATS 2.9 recovers consumers one by
+    # one after a restart and drops every message the ones recovered first had acked, also
+    # those a later one (telemetry) had not received yet; and an INTEREST stream drops what
+    # arrives while no consumer exists. The price is disk: max_age of device traffic.
     configs = [
         StreamConfig(
             name=subjects.device_in_stream, subjects=[subjects.device_in_all],
-            retention=RetentionPolicy.INTEREST, storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
             max_age=DEVICE_IN_MAX_AGE_S, discard=DiscardPolicy.OLD, duplicate_window=120,
         ),
         StreamConfig(
             name=subjects.device_out_stream, subjects=[subjects.device_out_all],
-            retention=RetentionPolicy.INTEREST, storage=StorageType.FILE,
+            retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
             max_age=DEVICE_IN_MAX_AGE_S, discard=DiscardPolicy.OLD, duplicate_window=120,
         ),
         StreamConfig(
@@ -108,7 +115,15 @@ async def declare_streams(js: JetStreamContext, subjects: Subjects, replicas: in
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:
-            await js.update_stream(config)
+            try:
+                await js.update_stream(config)
+            except nats.js.errors.APIError as exc:
+                if exc.err_code != RETENTION_CHANGE_REFUSED:
+                    raise
+                # NATS < 2.10 cannot change it in place; the services still run on the old
+                # stream, and an operator migrates it (README, Reliability).
+                log.error("stream %s keeps its old retention policy: %s (NATS >= 2.10 "
+                          "changes it in place)", config.name, exc.description)
 
 
 async def publish_fact(js: JetStreamContext, subject: str, fact: Any,

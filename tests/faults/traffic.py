@@ -32,6 +32,8 @@ RECOVERY_LIMIT_S = 10.0
 RESULTS = Path(__file__).parent / "results"
 # Device timestamps: one second apart per device, starting well in the past (a synced clock).
 HISTORY_START_S = 6 * 3600
+# Missing readings listed in an outcome (and its results file) for a failure to be followed.
+MISSING_LISTED = 50
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Stream:
     rate_per_s: float = 40.0
     heartbeat_every: int = 5
     run_tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6].upper())
+    start_ts: int = field(default_factory=lambda: int(time.time()) - HISTORY_START_S)
     sent: set[tuple[str, int]] = field(default_factory=set)
     accepted: set[tuple[str, int]] = field(default_factory=set)
     failures: int = 0
@@ -65,7 +68,7 @@ class Stream:
 
     async def _run(self) -> None:
         url = urlsplit(self.console.mqtt_url)
-        start_ts = int(time.time()) - HISTORY_START_S
+        start_ts = self.start_ts
         seq = 0
         period_s = self.devices / self.rate_per_s
         while not self._stop.is_set():
@@ -139,6 +142,8 @@ class Outcome:
     recovery_s: float
     catch_up_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    # Accepted but not stored, as "device seq=N ts=T" (the first MISSING_LISTED): to follow.
+    missing: list[str] = field(default_factory=list)
 
     def record(self) -> None:
         RESULTS.mkdir(exist_ok=True)
@@ -162,7 +167,9 @@ async def settle(stream: Stream, fault: str, recovery_s: float,
         fault=fault, sent=len(stream.sent), accepted=len(stream.accepted), stored=len(rows),
         duplicates=len(rows) - len(unique), lost=len(stream.accepted - unique),
         phantom=len(unique - stream.sent), recovery_s=round(recovery_s, 2),
-        catch_up_s=round(time.monotonic() - started, 2), extra=extra)
+        catch_up_s=round(time.monotonic() - started, 2), extra=extra,
+        missing=[f"{device} seq={seq} ts={stream.start_ts + seq}"
+                 for device, seq in sorted(stream.accepted - unique)[:MISSING_LISTED]])
     outcome.record()
     return outcome
 
