@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterable, Sequence
@@ -93,6 +94,7 @@ def checked_fields(fields: Sequence[str] | None) -> list[str] | None:
     return list(dict.fromkeys(fields))
 
 
+@functools.lru_cache(maxsize=4096)  # called per field and bucket with the same few names
 def is_counter(field: str) -> bool:
     name = field.lower()
     return name in COUNTER_NAMES or name.startswith(COUNTER_PREFIXES)

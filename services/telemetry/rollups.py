@@ -59,10 +59,13 @@ def to_buckets(hours: dict[datetime, HourStats], counts: dict[datetime, int],
     """Merge hours into buckets of `width` (1h or 1d, aligned on UTC midnight)."""
     merged: dict[datetime, HourStats] = {}
     readings: dict[datetime, int] = {}
-    for hour, count in counts.items():
-        start = hour if width == HOUR else hour.replace(hour=0)
-        readings[start] = readings.get(start, 0) + count
-        merge_into(merged.setdefault(start, {}), hours.get(hour, {}))
+    if width == HOUR:  # nothing to merge
+        readings, merged = counts, {hour: hours.get(hour, {}) for hour in counts}
+    else:
+        for hour, count in counts.items():
+            start = hour.replace(hour=0)
+            readings[start] = readings.get(start, 0) + count
+            merge_into(merged.setdefault(start, {}), hours.get(hour, {}))
     wanted = set(fields) if fields is not None else None
     return [Bucket(ts=start, count=readings[start], fields={
         name: FieldStats(count=int(n), min=low, avg=total / n, max=high,
