@@ -123,11 +123,14 @@ SELECT_LATEST_KEYS = "SELECT array(SELECT jsonb_object_keys(data)) FROM latest_r
 
 # CSV export: PostgreSQL writes the lines (RFC 4180, CRLF; wide_sql.export_csv_sql), the
 # service only forwards text.
-# The timestamp of the ($4 + 1)-th reading after $2: where a page is cut in two halves.
-EXPORT_SPLIT = """
-SELECT timestamp FROM telemetry_records
-WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
-ORDER BY timestamp ASC OFFSET $4 LIMIT 1
+# Every $5-th timestamp of the first $4 readings after $2: where a page is cut in parts.
+EXPORT_SPLITS = """
+SELECT timestamp FROM (
+    SELECT timestamp, row_number() OVER (ORDER BY timestamp) AS n FROM (
+        SELECT timestamp FROM telemetry_records
+        WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
+        ORDER BY timestamp ASC LIMIT $4) AS l
+) AS s WHERE n % $5 = 0 ORDER BY timestamp
 """
 # Columns of the first page when none are asked: the keys of its first readings.
 EXPORT_KEYS = """
@@ -289,12 +292,11 @@ class Repo:
         keys: list[str] = await self.pool.fetchval(EXPORT_KEYS, device_id, after, end, readings)
         return keys
 
-    async def export_split(self, device_id: str, after: datetime, end: datetime,
-                           readings: int) -> datetime | None:
-        """The timestamp of the `readings`-th reading after `after` (None: fewer)."""
-        ts: datetime | None = await self.pool.fetchval(EXPORT_SPLIT, device_id, after, end,
-                                                       readings - 1)
-        return ts
+    async def export_splits(self, device_id: str, after: datetime, end: datetime,
+                            readings: int, every: int) -> list[datetime]:
+        """The timestamps of every `every`-th of the next `readings` readings after `after`."""
+        rows = await self.pool.fetch(EXPORT_SPLITS, device_id, after, end, readings, every)
+        return [r["timestamp"] for r in rows]
 
     async def export_csv(self, device_id: str, after: datetime, end: datetime,
                          fields: list[str], limit: int, budget_bytes: int) -> CsvPage:

@@ -48,8 +48,9 @@ READING_OVERHEAD_BYTES = 160
 BUCKET_FIELD_BYTES = 110
 EXPORT_PAGE_ROWS = 2000
 MAX_EXPORT_PAGE_ROWS = 5000
-# A page of at least twice this many readings is written in two halves at once.
-MIN_HALF_PAGE_ROWS = 200
+# A page is written in this many parts at once, each of at least MIN_PART_ROWS readings.
+EXPORT_PARTS = 2
+MIN_PART_ROWS = 200
 RATE_WINDOW_MIN = 15
 
 
@@ -194,32 +195,40 @@ class TelemetryService:
         page = await self._csv_lines(q.device_id, after, end, columns, q.limit)
         more = page.rows < page.fetched or page.fetched == q.limit
         next_after = queries.iso(page.last_ts) if page.last_ts is not None and more else None
-        # Readings that would fill the next answer, from this page's line length.
+        # Readings that nearly fill the next answer, from this page's line length (a little
+        # room left: a half page cut by the budget costs its second half).
         line_bytes = max(1, len(page.csv) // max(1, page.rows))
-        next_limit = max(1, min(MAX_EXPORT_PAGE_ROWS, ANSWER_BUDGET_BYTES // line_bytes))
+        next_limit = max(1, min(MAX_EXPORT_PAGE_ROWS, ANSWER_BUDGET_BYTES * 9 // 10 // line_bytes))
         return ExportPage(fields=columns, header=queries.csv_header(columns), csv=page.csv,
                           rows=page.rows, next_after_ts=next_after, next_limit=next_limit)
 
     async def _csv_lines(self, device_id: str, after: datetime, end: datetime,
                          columns: list[str], limit: int) -> CsvPage:
-        """CSV lines of a page; a long page is written as two halves at once (two PostgreSQL
-        backends: writing CSV is CPU-bound), each cut to half the budget; when the first half
-        is cut, the second is dropped (the next page starts after the first)."""
-        half = limit // 2
-        split = (await self.repo.export_split(device_id, after, end, half)
-                 if half >= MIN_HALF_PAGE_ROWS else None)
-        if split is None:
+        """CSV lines of a page; a long page is written in EXPORT_PARTS parts at once (as many
+        PostgreSQL backends: writing CSV is CPU-bound), each cut to its share of the budget;
+        the parts after one that was cut are dropped (the next page starts there)."""
+        part_rows = max(MIN_PART_ROWS, -(-limit // EXPORT_PARTS))
+        splits = ((await self.repo.export_splits(device_id, after, end, limit - 1, part_rows))
+                  if limit > part_rows else [])
+        if not splits:
             return await self.repo.export_csv(device_id, after, end, columns, limit,
                                               ANSWER_BUDGET_BYTES)
-        first, second = await asyncio.gather(
-            self.repo.export_csv(device_id, after, split + timedelta(microseconds=1), columns,
-                                 half, ANSWER_BUDGET_BYTES // 2),
-            self.repo.export_csv(device_id, split, end, columns, limit - half,
-                                 ANSWER_BUDGET_BYTES // 2))
-        if first.rows < first.fetched or not second.rows:
-            return first
-        return CsvPage(csv=first.csv + second.csv, rows=first.rows + second.rows,
-                       last_ts=second.last_ts, fetched=first.fetched + second.fetched)
+        micro = timedelta(microseconds=1)
+        bounds = list(zip([after, *splits], [*(s + micro for s in splits), end], strict=True))
+        share = ANSWER_BUDGET_BYTES // len(bounds)
+        parts = await asyncio.gather(*(
+            self.repo.export_csv(device_id, lower, upper, columns,
+                                 part_rows if index < len(splits) else limit - part_rows * index,
+                                 share)
+            for index, (lower, upper) in enumerate(bounds)))
+        kept: list[CsvPage] = []
+        for part in parts:
+            if part.rows:
+                kept.append(part)
+            if part.rows < part.fetched or not part.rows:
+                break
+        return CsvPage(csv="".join(p.csv for p in kept), rows=sum(p.rows for p in kept),
+                       last_ts=kept[-1].last_ts, fetched=sum(p.fetched for p in kept))
 
     async def stats(self) -> Stats:
         messages, readings = await self.repo.rates(RATE_WINDOW_MIN)
