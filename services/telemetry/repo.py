@@ -303,7 +303,7 @@ class Repo:
         """CSV lines of up to `limit` readings after `after`, cut to `budget_bytes` (at least
         one line)."""
         row = await self.pool.fetchrow(export_csv_sql(len(fields)), device_id, after, end,
-                                       fields, limit, budget_bytes)
+                                       fields, limit, budget_bytes, *fields)
         assert row is not None
         return CsvPage(**dict(row))
 
