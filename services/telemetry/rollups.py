@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from services.telemetry.queries import is_counter
 from services.telemetry.repo import Repo, StatRow
 from services.telemetry.schemas import Bucket, FieldStats
+from services.telemetry.wide_sql import MAX_WIDE_FIELDS
 
 HOUR = timedelta(hours=1)
 # Buckets built per round while a page fills (a page stops at its answer's byte budget).
@@ -93,6 +94,8 @@ async def computed(repo: Repo, device_id: str, hours: list[datetime],
     other fields too: the generic jsonb_each statement); complete hours are saved span by span,
     so a long cold query keeps its progress."""
     keys = await repo.latest_keys(device_id)
+    if len(keys) > MAX_WIDE_FIELDS:  # too wide for one statement: the generic way
+        keys = []
     slots = asyncio.Semaphore(PARALLEL_SPANS)
     out: dict[datetime, HourStats] = {}
 

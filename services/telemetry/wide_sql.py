@@ -83,6 +83,9 @@ def _cell(value: str) -> str:
 
 # The first parameter holding one field name in export_csv_sql ($7).
 EXPORT_FIELD_PARAMS = 7
+CONCAT_GROUP = 90
+# hourly_wide_sql selects 4 aggregates per field (PostgreSQL: at most 1,664 columns).
+MAX_WIDE_FIELDS = 400
 
 
 @functools.lru_cache(maxsize=128)
@@ -90,9 +93,12 @@ def export_csv_sql(fields: int) -> str:
     """The export statement for `fields` columns. The names are parameters: all of them as
     $4 (text[], the slow path) and each one again as $7, $8, ... (the fast path: a text[]
     element costs a walk through the array for every reading)."""
-    fast = ", ".join(f"coalesce(p.data ->> ${EXPORT_FIELD_PARAMS + i}::text, '')"
-                     for i in range(fields))
+    cells = [f"coalesce(p.data ->> ${EXPORT_FIELD_PARAMS + i}::text, '')"
+             for i in range(fields)]
+    # A function takes at most 100 arguments: wide readings are joined in groups.
+    fast = " || ',' || ".join(f"concat_ws(',', {', '.join(cells[i:i + CONCAT_GROUP])})"
+                              for i in range(0, fields, CONCAT_GROUP))
     return _EXPORT_CSV.format(
         source=_cell("p.source"), connection=_cell("p.connection"), needs_care=_NEEDS_CARE,
         slow_cell=_cell("x.v"),
-        fast_cells=f"concat_ws(',', {fast})" if fields else "NULL")
+        fast_cells=fast if fields else "NULL")

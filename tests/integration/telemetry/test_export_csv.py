@@ -111,3 +111,17 @@ async def test_pages_cut_to_the_budget_chain_without_gaps(service: TelemetryServ
     column = parsed[0].index("m")
     assert [int(r[column]) for r in parsed[1:]] == list(range(3000))
     assert text.count("\r\n") == 3001
+
+
+async def test_wide_readings_export_every_column(service: TelemetryService) -> None:
+    device = "ACV-" + uuid.uuid4().hex[:12].upper()
+    wide = {f"r{n:03d}": float(n) for n in range(250)}
+    rows: list[tuple[datetime, dict[str, Any], str | None]] = [
+        (START + timedelta(minutes=m), {**wide, "label": "=x" if m else "ok"}, None)
+        for m in range(3)]
+    await insert(service, device, rows)
+    text, _ = await export_all(service, device, START + timedelta(hours=1), limit=10)
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert len(parsed[0]) == 4 + 251 and parsed[1][-1] == "249.0"
+    assert [r[4] for r in parsed[1:]] == ["ok", "'=x", "'=x"]  # label sorts first
+    assert text.partition("\r\n")[2] == expected_csv(rows, sorted([*wide, "label"]))
