@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from services.telemetry.wide_sql import export_csv_sql, hourly_wide_sql
+from services.telemetry.wide_sql import all_hourly_wide_sql, export_csv_sql, hourly_wide_sql
 
 STAGING_COLUMNS = ("device_id", "ts", "data", "source", "connection", "received_at",
                    "clock_unsynced")
@@ -178,6 +178,22 @@ FROM counts c LEFT JOIN stats s USING (device_id, hour)
 ON CONFLICT (device_id, hour) DO UPDATE SET readings = EXCLUDED.readings,
                                             stats = EXCLUDED.stats
 """
+# Devices with readings at or after $1 and the keys of their latest readings (the hourly job:
+# the partitions have no index on timestamp alone, so it reads each device's rows through the
+# primary key instead of scanning the month).
+RECENT_DEVICES = """
+SELECT coalesce(array_agg(device_id ORDER BY device_id), '{}') AS devices,
+       coalesce((SELECT array_agg(DISTINCT k ORDER BY k)
+                 FROM latest_readings r, jsonb_object_keys(r.data) AS k
+                 WHERE r.timestamp >= $1), '{}') AS keys
+FROM latest_readings WHERE timestamp >= $1
+"""
+SAVE_ALL_ROLLUPS = """
+INSERT INTO hourly_rollups (device_id, hour, readings, stats)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::jsonb[])
+ON CONFLICT (device_id, hour) DO UPDATE SET readings = EXCLUDED.readings,
+                                            stats = EXCLUDED.stats
+"""
 PRUNE_ROLLUPS = "DELETE FROM hourly_rollups WHERE hour < $1"
 DELETE_DEVICE_ROLLUPS = "DELETE FROM hourly_rollups WHERE device_id = $1"
 DELETE_DEVICE_RECORDS = "DELETE FROM telemetry_records WHERE device_id = $1"
@@ -218,6 +234,14 @@ class CsvPage(msgspec.Struct, frozen=True, kw_only=True):
     rows: int  # lines in `csv`
     last_ts: datetime | None  # timestamp of the last line
     fetched: int  # readings read (rows < fetched: the byte budget cut the page)
+
+
+class HourRollup(msgspec.Struct, frozen=True, kw_only=True):
+    device_id: str
+    hour: datetime
+    readings: int
+    extra: bool  # readings with fields outside those computed
+    stats: dict[str, list[float]]
 
 
 StagedRow = tuple[str, datetime, str, str, str | None, datetime, bool]
@@ -279,7 +303,7 @@ class Repo:
         """{hour: {field: [count, min, max, sum]}} of `fields` in [start, end), and the hours
         whose readings also hold other fields."""
         rows = await self.pool.fetch(hourly_wide_sql(len(fields)), device_id, start, end,
-                                     fields)
+                                     fields, *fields)
         stats: dict[datetime, dict[str, list[float]]] = {}
         for row in rows:
             values = list(row.values())[3:]
@@ -328,6 +352,31 @@ class Repo:
     async def roll_up_all(self, start: datetime, end: datetime) -> int:
         status = await self.pool.execute(ROLL_UP_ALL, start, end)
         return int(status.split()[-1])
+
+    async def recent_devices(self, since: datetime) -> tuple[list[str], list[str]]:
+        """Devices with readings at or after `since`, and the keys of their latest readings."""
+        row = await self.pool.fetchrow(RECENT_DEVICES, since)
+        assert row is not None
+        return list(row["devices"]), list(row["keys"])
+
+    async def all_hourly_wide(self, start: datetime, end: datetime, devices: list[str],
+                              fields: list[str]) -> list[HourRollup]:
+        """Hourly statistics of `fields` for `devices` in [start, end) (hourly_wide's shape)."""
+        rows = await self.pool.fetch(all_hourly_wide_sql(len(fields)), start, end, fields,
+                                     devices, *fields)
+        out = []
+        for row in rows:
+            values = list(row.values())[4:]
+            out.append(HourRollup(device_id=row["device_id"], hour=row["hour"],
+                                  readings=row["readings"], extra=row["extra"], stats={
+                                      name: values[4 * i:4 * i + 4]
+                                      for i, name in enumerate(fields) if values[4 * i]}))
+        return out
+
+    async def save_all_rollups(self, rollups: list[HourRollup]) -> None:
+        await self.pool.execute(SAVE_ALL_ROLLUPS, [r.device_id for r in rollups],
+                                [r.hour for r in rollups], [r.readings for r in rollups],
+                                [r.stats for r in rollups])
 
     async def prune_rollups(self, before: datetime) -> None:
         await self.pool.execute(PRUNE_ROLLUPS, before)

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Iterable
 from datetime import UTC, datetime, timedelta
 
 from services.telemetry.queries import is_counter
-from services.telemetry.repo import Repo, StatRow
+from services.telemetry.repo import HourRollup, Repo, StatRow
 from services.telemetry.schemas import Bucket, FieldStats
 from services.telemetry.wide_sql import MAX_WIDE_FIELDS
 
@@ -167,3 +167,24 @@ async def built(repo: Repo, device_id: str, start: datetime, end: datetime, widt
         by_start = {b.ts: b for b in to_buckets(hours, within, width, fields)}
         for bucket_ts in chunk:
             yield by_start[bucket_ts]
+
+
+async def roll_up_all(repo: Repo, start: datetime, end: datetime) -> int:
+    """Rollups of the complete hours in [start, end) of every device with readings there (the
+    hourly job), in one pass over the fields of the devices' latest readings; hours with other
+    fields are computed the generic way. Answers the rollups saved."""
+    devices, keys = await repo.recent_devices(start)
+    if not devices:
+        return 0
+    if not keys or len(keys) > MAX_WIDE_FIELDS:
+        return await repo.roll_up_all(start, end)
+    rows = await repo.all_hourly_wide(start, end, devices, keys)
+    done = [r for r in rows if not r.extra]
+    for odd in (r for r in rows if r.extra):
+        stats = by_hour(await repo.field_stats(odd.device_id, odd.hour, odd.hour + HOUR, HOUR,
+                                               None)).get(odd.hour, {})
+        done.append(HourRollup(device_id=odd.device_id, hour=odd.hour, readings=odd.readings,
+                               extra=False, stats=stats))
+    if done:
+        await repo.save_all_rollups(done)
+    return len(done)

@@ -99,7 +99,7 @@ class TelemetryService:
         hour = rollups.floor_hour(datetime.now(UTC)) - rollups.HOUR
         if self._rolled_up_hour == hour:
             return
-        await self.repo.roll_up_all(hour, hour + rollups.HOUR)
+        await rollups.roll_up_all(self.repo, hour, hour + rollups.HOUR)
         self._rolled_up_hour = hour
 
     async def forget_device(self, device_id: str) -> int:

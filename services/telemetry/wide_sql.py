@@ -6,32 +6,52 @@ from __future__ import annotations
 
 import functools
 
-# Hourly statistics of the fields $4 in one pass over the readings: one aggregate per field and
-# hour (no row per value to sort, unlike jsonb_each). `extra` marks an hour whose readings hold
-# keys outside $4; such hours are computed the generic way (FIELD_STATS_ALL).
+# Hourly statistics of the fields named by parameters in one pass over the readings: one
+# aggregate per field and hour (no row per value to sort, unlike jsonb_each). `extra` marks an
+# hour whose readings hold keys outside the list; such hours are computed the generic way.
 _HOURLY_WIDE = """
-SELECT hour, count(*) AS readings, bool_or(extra) AS extra, {aggs}
+SELECT {group}, count(*) AS readings, bool_or(extra) AS extra, {aggs}
 FROM (
-    SELECT hour, extra, {numbers} FROM (
-        SELECT date_bin('1 hour', timestamp, TIMESTAMPTZ '2000-01-01T00:00:00Z') AS hour,
-               data - $4::text[] <> '{{}}'::jsonb AS extra, {values}
-        FROM telemetry_records WHERE device_id = $1 AND timestamp >= $2 AND timestamp < $3
+    SELECT {group}, extra, {numbers} FROM (
+        SELECT {device} date_bin('1 hour', timestamp, TIMESTAMPTZ '2000-01-01T00:00:00Z')
+               AS hour, data - ${keys}::text[] <> '{{}}'::jsonb AS extra, {values}
+        FROM telemetry_records WHERE {where}
         OFFSET 0
     ) AS v OFFSET 0
-) AS n GROUP BY hour
+) AS n GROUP BY {group}
 """
 
 
-@functools.lru_cache(maxsize=64)
-def hourly_wide_sql(fields: int) -> str:
-    """Hourly statistics of `fields` named fields; per field i: n_i, min_i, max_i, sum_i."""
+def _hourly_wide(fields: int, *, every_device: bool) -> str:
+    # Each name is also its own parameter ($5..): a text[] element costs a walk through the
+    # array for every reading.
     numbered = range(1, fields + 1)
     return _HOURLY_WIDE.format(
-        values=", ".join(f"data -> ($4::text[])[{i}] AS j{i}" for i in numbered),
+        group="device_id, hour" if every_device else "hour",
+        device="device_id," if every_device else "",
+        keys=3 if every_device else 4,
+        where=("device_id = ANY($4::text[]) AND timestamp >= $1 AND timestamp < $2"
+               if every_device
+               else "device_id = $1 AND timestamp >= $2 AND timestamp < $3"),
+        values=", ".join(f"data -> ${4 + i}::text AS j{i}" for i in numbered),
         numbers=", ".join(f"CASE WHEN jsonb_typeof(j{i}) = 'number' THEN j{i}::float8 END"
                           f" AS c{i}" for i in numbered),
         aggs=", ".join(f"count(c{i}) AS n{i}, min(c{i}) AS min{i}, max(c{i}) AS max{i},"
                        f" sum(c{i}) AS sum{i}" for i in numbered))
+
+
+@functools.lru_cache(maxsize=64)
+def hourly_wide_sql(fields: int) -> str:
+    """Hourly statistics of one device ($1, [$2, $3)) for `fields` fields ($4 all, $5.. each);
+    per field i: n_i, min_i, max_i, sum_i."""
+    return _hourly_wide(fields, every_device=False)
+
+
+@functools.lru_cache(maxsize=64)
+def all_hourly_wide_sql(fields: int) -> str:
+    """The same per device and hour for the devices $4 in [$1, $2) ($3 all fields, $5..
+    each)."""
+    return _hourly_wide(fields, every_device=True)
 
 
 # One CSV cell of the text `{v}`: NULL empty, a spreadsheet formula neutralised with a leading

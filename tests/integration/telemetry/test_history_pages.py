@@ -127,3 +127,26 @@ async def test_raw_pages_embed_the_stored_json(service: TelemetryService, device
                                               **window))  # type: ignore[arg-type]
     data = [msgspec.json.decode(item.data) for item in only.items]  # type: ignore[union-attr]
     assert only.total == 12 and data[0] == {"v1": 220.0 + 110 % 7}
+
+
+async def test_the_hourly_job_reads_each_device_once(service: TelemetryService) -> None:
+    hour = START + timedelta(days=19, hours=10)
+    devices = ["ACV-" + uuid.uuid4().hex[:12].upper() for _ in range(3)]
+    pool = service.repo.pool
+    for index, device_id in enumerate(devices):
+        rows = [(device_id, hour + timedelta(minutes=m),
+                 {"v1": float(m + index), "status": "ok", **({"odd": 1.0} if index == 2 else {})})
+                for m in range(0, 60, 5)]
+        await pool.executemany("INSERT INTO telemetry_records (device_id, timestamp, data)"
+                               " VALUES ($1, $2, $3)", rows)
+        await pool.execute("INSERT INTO latest_readings (device_id, timestamp, data, source,"
+                           " received_at, clock_unsynced) VALUES ($1, $2, $3, 'live', now(),"
+                           " false)", device_id, rows[-1][1], {"v1": 1.0, "status": "ok"})
+    assert await rollups.roll_up_all(service.repo, hour, hour + timedelta(hours=1)) == 3
+    for index, device_id in enumerate(devices):
+        [(readings, stats)] = (await service.repo.rollups(device_id, hour,
+                                                          hour + timedelta(hours=1))).values()
+        values = [float(m + index) for m in range(0, 60, 5)]
+        assert readings == 12
+        assert stats["v1"] == [12, min(values), max(values), sum(values)]
+        assert ("odd" in stats) == (index == 2)  # a field the latest readings lack
