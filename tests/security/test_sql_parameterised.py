@@ -26,6 +26,11 @@ EXCEPTIONS = {
     # A variable holding one of two constants chosen by a flag, or a constant handed in.
     ("services/telemetry/repo.py", "raw_page"): "RAW_PAGE_ASC or RAW_PAGE_DESC",
     ("services/commands/repo.py", "change"): "callers pass a module constant",
+    # Statements generated from a count of columns (services/telemetry/wide_sql.py): field
+    # names stay parameters referred to by position; only integers shape the text.
+    ("services/telemetry/repo.py", "hourly_wide"): "hourly_wide_sql(number of fields)",
+    ("services/telemetry/repo.py", "all_hourly_wide"): "all_hourly_wide_sql(number of fields)",
+    ("services/telemetry/repo.py", "export_csv"): "export_csv_sql(number of fields)",
 }
 
 
