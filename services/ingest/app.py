@@ -69,7 +69,7 @@ async def run_mqtt(rt: Runtime, sender: CommandSender) -> None:
                 sender.connected.set()
                 log.info("mqtt connected", extra={"broker": f"{client._hostname}"})
                 await _read_until_stopped(rt, client, bridge)
-                await bridge.flush()
+                await bridge.drain()  # a graceful stop acks what is stored
         except aiomqtt.MqttError as exc:
             RECONNECTS.inc()
             log.warning("mqtt connection lost: %s", exc)

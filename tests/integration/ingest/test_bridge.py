@@ -183,8 +183,8 @@ async def test_bad_input_is_dropped_counted_and_good_traffic_flows(ingest: Conso
     async def all_counted() -> bool:
         return await _rejected_total(ingest) - before >= len(BAD_INPUT)
 
+    # At least: devices/register has no prefix, so other consoles' bad registrations count too.
     await eventually(all_counted, timeout_s=5, what="every bad message counted")
-    assert await _rejected_total(ingest) - before == len(BAD_INPUT)
     assert ingest.processes["ingest"][0].poll() is None  # still running
 
 
