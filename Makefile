@@ -44,8 +44,8 @@ audit: venv ## pip-audit of requirements.lock (known-vulnerable pins fail; skipp
 	elif [ $$status != 0 ]; then $(AUDIT) 2>/dev/null; exit 1; \
 	else echo "audit: $$audited pins of requirements.lock, no known vulnerability"; fi
 
-test: lint browser ## Lint, then the whole test suite against real PostgreSQL, NATS and Mosquitto
-	$(PY) -m pytest -q
+test: lint browser ## Lint, then the whole suite (fault tests included) against real services
+	ACUVIM_TEST_FAULTS=1 $(PY) -m pytest -q
 
 # Fault tests start their own NATS, Mosquitto and PostgreSQL (they kill and restart them).
 test-faults: venv ## Fault tests: kill -9, broker and database restarts and outages, nothing lost

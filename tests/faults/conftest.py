@@ -1,8 +1,9 @@
 """The fault tests' console: all six services against a NATS, a Mosquitto and a PostgreSQL of
 their own (tests/faults/servers.py), which the tests kill, pause and restart.
 
-They run with `make test-faults` (ACUVIM_TEST_FAULTS=1); otherwise they are skipped, since they
-take minutes and stop servers on purpose.
+They run in `make test` and `make test-faults` (both set ACUVIM_TEST_FAULTS=1; about 3 minutes
+on this machine); a bare `pytest` skips them, since they take minutes and stop servers on
+purpose.
 """
 
 from __future__ import annotations
