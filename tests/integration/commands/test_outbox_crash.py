@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from libs.common import bus, db
+from libs.common import bus
 from libs.common.codec import decode
 from libs.common.messages.device import DeviceCommand
 from libs.common.messages.events import CommandUpdated
@@ -30,7 +30,8 @@ from services.commands.schemas import SendCommand
 from services.commands.sealing import Sealer
 from services.commands.service import CommandService, at
 from tests.integration.common.test_outbox import drop_streams, stored
-from tests.support.console import NATS_URL, PG_URL
+from tests.support.console import NATS_URL
+from tests.support.database import migrated_pool
 
 
 async def taken(sub: JetStreamContext.PullSubscription) -> list[str]:
@@ -60,16 +61,8 @@ class NoGroups:
 
 @pytest.fixture(scope="module")
 async def pool() -> AsyncIterator[asyncpg.Pool]:
-    name = f"acuvim_commands_{uuid.uuid4().hex[:8]}"
-    created = await db.create_pool(f"{PG_URL}/{name}", "commands", max_size=6)
-    await db.migrate(created, "commands", MIGRATIONS)
-    try:
+    async with migrated_pool("commands", MIGRATIONS) as created:
         yield created
-    finally:
-        await created.close()
-        conn = await asyncpg.connect(f"{PG_URL}/postgres")
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,12 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from libs.common import bus, db
+from libs.common import bus
 from libs.common.outbox import Outbox
 from libs.common.subjects import Subjects
 from services.commands.app import MIGRATIONS as COMMANDS_MIGRATIONS
-from tests.support.console import NATS_URL, PG_URL
+from tests.support.console import NATS_URL
+from tests.support.database import migrated_pool
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +31,8 @@ async def pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[asyncp
     """A schema with only the outbox table, made by a service's own migration."""
     folder = Path(tmp_path_factory.mktemp("outbox"))
     shutil.copy(COMMANDS_MIGRATIONS / "002_create_outbox.sql", folder / "001_create_outbox.sql")
-    name = f"acuvim_outbox_{uuid.uuid4().hex[:8]}"
-    created = await db.create_pool(f"{PG_URL}/{name}", "relay", max_size=6)
-    await db.migrate(created, "relay", folder)
-    try:
+    async with migrated_pool("relay", folder) as created:
         yield created
-    finally:
-        await created.close()
-        conn = await asyncpg.connect(f"{PG_URL}/postgres")
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from libs.common import db
 from libs.common.messages.device import DeviceAlert, DeviceRegistration, Heartbeat
 from libs.common.subjects import Subjects
 from services.health.app import MIGRATIONS
 from services.health.service import DeviceInput
-from tests.support.console import PG_URL
+from tests.support.database import migrated_pool
 
 
 class Recorder:
@@ -33,16 +32,8 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 async def pool() -> AsyncIterator[asyncpg.Pool]:
-    name = f"acuvim_health_{uuid.uuid4().hex[:8]}"
-    created = await db.create_pool(f"{PG_URL}/{name}", "health", max_size=6)
-    await db.migrate(created, "health", MIGRATIONS)
-    try:
+    async with migrated_pool("health", MIGRATIONS) as created:
         yield created
-    finally:
-        await created.close()
-        conn = await asyncpg.connect(f"{PG_URL}/postgres")
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 def replica(pool: asyncpg.Pool, recorder: Recorder) -> DeviceInput:

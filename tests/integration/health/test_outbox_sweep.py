@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from libs.common import bus, db
+from libs.common import bus
 from libs.common.codec import decode
 from libs.common.messages.events import AlertChanged, DeviceStatusChanged, DeviceUpdated
 from libs.common.outbox import Outbox
@@ -23,7 +23,7 @@ from services.health.schemas import DeviceUpdate
 from services.health.service import DeviceInput
 from tests.faults import servers
 from tests.integration.common.test_outbox import stored
-from tests.support.console import PG_URL
+from tests.support.database import migrated_pool
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.skipif(servers.available() is not None,
@@ -32,16 +32,8 @@ pytestmark = pytest.mark.skipif(servers.available() is not None,
 
 @pytest.fixture(scope="module")
 async def pool() -> AsyncIterator[asyncpg.Pool]:
-    name = f"acuvim_health_{uuid.uuid4().hex[:8]}"
-    created = await db.create_pool(f"{PG_URL}/{name}", "health", max_size=6)
-    await db.migrate(created, "health", MIGRATIONS)
-    try:
+    async with migrated_pool("health", MIGRATIONS) as created:
         yield created
-    finally:
-        await created.close()
-        conn = await asyncpg.connect(f"{PG_URL}/postgres")
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 @pytest.fixture

@@ -11,17 +11,15 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 
-from libs.common import db
 from services.telemetry import queries
 from services.telemetry.app import MIGRATIONS
 from services.telemetry.partitions import Partitions
 from services.telemetry.repo import Repo
 from services.telemetry.schemas import ExportPageQuery
 from services.telemetry.service import TelemetryService
-from tests.support.console import PG_URL
+from tests.support.database import migrated_pool
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 TRICKY: list[dict[str, Any]] = [
@@ -34,16 +32,8 @@ TRICKY: list[dict[str, Any]] = [
 
 @pytest.fixture(scope="module")
 async def service() -> AsyncIterator[TelemetryService]:
-    name = f"acuvim_tcsv_{uuid.uuid4().hex[:8]}"
-    pool = await db.create_pool(f"{PG_URL}/{name}", "telemetry", max_size=2)
-    await db.migrate(pool, "telemetry", MIGRATIONS)
-    try:
+    async with migrated_pool("telemetry", MIGRATIONS, max_size=2) as pool:
         yield TelemetryService(Repo(pool), Partitions(pool), retention_days=3650)
-    finally:
-        await pool.close()
-        admin = await asyncpg.connect(f"{PG_URL}/postgres")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def insert(service: TelemetryService, device_id: str,

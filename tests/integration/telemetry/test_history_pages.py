@@ -10,18 +10,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import asyncpg
 import msgspec
 import pytest
 
-from libs.common import db
 from services.telemetry import rollups
 from services.telemetry.app import MIGRATIONS
 from services.telemetry.partitions import Partitions
 from services.telemetry.repo import Repo
 from services.telemetry.schemas import HistoryQuery
 from services.telemetry.service import TelemetryService
-from tests.support.console import PG_URL
+from tests.support.database import migrated_pool
 
 START = datetime(2025, 4, 1, tzinfo=UTC)
 HOURS = 5 * 24 + 7  # more than one chunk of 1h buckets
@@ -29,16 +27,8 @@ HOURS = 5 * 24 + 7  # more than one chunk of 1h buckets
 
 @pytest.fixture(scope="module")
 async def service() -> AsyncIterator[TelemetryService]:
-    name = f"acuvim_thist_{uuid.uuid4().hex[:8]}"
-    pool = await db.create_pool(f"{PG_URL}/{name}", "telemetry", max_size=4)
-    await db.migrate(pool, "telemetry", MIGRATIONS)
-    try:
+    async with migrated_pool("telemetry", MIGRATIONS, max_size=4) as pool:
         yield TelemetryService(Repo(pool), Partitions(pool), retention_days=3650)
-    finally:
-        await pool.close()
-        admin = await asyncpg.connect(f"{PG_URL}/postgres")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def reading(minute: int) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import asyncpg
 import msgspec
 import pytest
 
-from libs.common import db
 from libs.common.codec import encode
 from libs.common.messages.device import TelemetryBundle, TelemetryMessage, TelemetryReading
 from services.telemetry.app import MIGRATIONS
@@ -18,21 +17,13 @@ from services.telemetry.partitions import Partitions, month_of, months_ahead, pa
 from services.telemetry.repo import Repo
 from services.telemetry.rows import Batch, decode_bundle
 from services.telemetry.service import TelemetryService
-from tests.support.console import PG_URL
+from tests.support.database import migrated_pool
 
 
 @pytest.fixture(scope="module")
 async def pool() -> AsyncIterator[asyncpg.Pool]:
-    name = f"acuvim_tstore_{uuid.uuid4().hex[:8]}"
-    pool = await db.create_pool(f"{PG_URL}/{name}", "telemetry", max_size=4)
-    await db.migrate(pool, "telemetry", MIGRATIONS)
-    try:
+    async with migrated_pool("telemetry", MIGRATIONS, max_size=4) as pool:
         yield pool
-    finally:
-        await pool.close()
-        admin = await asyncpg.connect(f"{PG_URL}/postgres")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def bundle(device_id: str, times: list[float], received_at: float,
