@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 import msgspec
 
+from services.telemetry.schemas import Latest
 from services.telemetry.wide_sql import all_hourly_wide_sql, export_csv_sql, hourly_wide_sql
 
 STAGING_COLUMNS = ("device_id", "ts", "data", "source", "connection", "received_at",
@@ -200,16 +200,6 @@ DELETE_DEVICE_RECORDS = "DELETE FROM telemetry_records WHERE device_id = $1"
 DELETE_DEVICE_LATEST = "DELETE FROM latest_readings WHERE device_id = $1"
 
 
-class LatestRow(msgspec.Struct, frozen=True, kw_only=True):
-    device_id: str
-    ts: datetime
-    received_at: datetime
-    source: str
-    connection: str | None
-    clock_unsynced: bool
-    data: dict[str, Any]
-
-
 class RawRow(msgspec.Struct, frozen=True, kw_only=True):
     ts: datetime
     received_at: datetime
@@ -263,9 +253,9 @@ class Repo:
             await conn.execute(COUNT_MINUTE, messages, sum(stored.values()))
         return stored
 
-    async def latest(self, device_id: str) -> LatestRow | None:
+    async def latest(self, device_id: str) -> Latest | None:
         row = await self.pool.fetchrow(SELECT_LATEST, device_id)
-        return LatestRow(**dict(row)) if row else None
+        return Latest(**dict(row)) if row else None
 
     async def count(self, device_id: str, start: datetime, end: datetime) -> int:
         value = await self.pool.fetchval(COUNT_RANGE, device_id, start, end)

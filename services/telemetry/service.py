@@ -110,9 +110,7 @@ class TelemetryService:
         row = await self.repo.latest(device_id)
         if row is None:
             raise NotFound(f"no telemetry for device {device_id!r}")
-        return Latest(device_id=row.device_id, ts=row.ts, received_at=row.received_at,
-                      source=row.source, connection=row.connection,
-                      clock_unsynced=row.clock_unsynced, data=row.data)
+        return row
 
     async def history(self, q: HistoryQuery) -> HistoryPage:
         now = datetime.now(UTC)
