@@ -141,9 +141,7 @@ def _routes(rt: Runtime, fleet: Fleet, dashboard: Dashboard) -> None:
     async def get_device(ref: DeviceRef) -> Any:
         return await fleet.get_device(ref.device_id)
 
-    @route("devices.update", DeviceUpdate)
-    async def update_device(change: DeviceUpdate) -> Any:
-        return await fleet.update_device(change)
+    route("devices.update", DeviceUpdate)(fleet.update_device)
 
     @route("devices.delete", DeviceRef)
     async def delete_device(ref: DeviceRef) -> Any:
@@ -154,29 +152,17 @@ def _routes(rt: Runtime, fleet: Fleet, dashboard: Dashboard) -> None:
     async def device_status(ref: DeviceRef) -> Any:
         return await fleet.device_status(ref.device_id)
 
-    @route("alerts.list", AlertQuery)
-    async def list_alerts(q: AlertQuery) -> Any:
-        return await fleet.list_alerts(q)
-
-    @route("alerts.acknowledge", AlertAck)
-    async def acknowledge(ack: AlertAck) -> Any:
-        return await fleet.acknowledge(ack)
-
-    @route("groups.list", PageQuery)
-    async def list_groups(q: PageQuery) -> Any:
-        return await fleet.list_groups(q)
+    # Operations whose request is the domain call's argument as it is.
+    route("alerts.list", AlertQuery)(fleet.list_alerts)
+    route("alerts.acknowledge", AlertAck)(fleet.acknowledge)
+    route("groups.list", PageQuery)(fleet.list_groups)
 
     @route("groups.get", GroupRef)
     async def get_group(ref: GroupRef) -> Any:
         return await fleet.get_group(ref.group_id)
 
-    @route("groups.create", GroupCreate)
-    async def create_group(new: GroupCreate) -> Any:
-        return await fleet.create_group(new)
-
-    @route("groups.update", GroupUpdate)
-    async def update_group(change: GroupUpdate) -> Any:
-        return await fleet.update_group(change)
+    route("groups.create", GroupCreate)(fleet.create_group)
+    route("groups.update", GroupUpdate)(fleet.update_group)
 
     @route("groups.delete", GroupRef)
     async def delete_group(ref: GroupRef) -> Any:
