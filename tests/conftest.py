@@ -6,9 +6,11 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client as NATS
 
-from tests.support.console import ALL_SERVICES, Console
+from tests.support.console import ALL_SERVICES, NATS_URL, Console
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +20,16 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
                                ACUVIM_HEALTH_CHECK_INTERVAL_S="1",
                                ACUVIM_COMMAND_TIMEOUT_S="3") as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+async def nc() -> AsyncIterator[NATS]:
+    """A connection to the machine's NATS, for tests that publish or read the bus directly."""
+    client = await nats.connect(NATS_URL)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from services.commands.schemas import SendCommand
 from services.commands.sealing import Sealer
 from services.commands.service import CommandService, at
 from tests.integration.common.test_outbox import drop_streams, stored
-from tests.support.console import NATS_URL
 from tests.support.database import migrated_pool
 
 
@@ -63,15 +62,6 @@ class NoGroups:
 async def pool() -> AsyncIterator[asyncpg.Pool]:
     async with migrated_pool("commands", MIGRATIONS) as created:
         yield created
-
-
-@pytest.fixture(scope="module")
-async def nc() -> AsyncIterator[NATS]:
-    client = await nats.connect(NATS_URL)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def test_sent_command_reaches_device_out_once_after_a_crash(

@@ -22,7 +22,6 @@ from libs.common import bus
 from libs.common.outbox import Outbox
 from libs.common.subjects import Subjects
 from services.commands.app import MIGRATIONS as COMMANDS_MIGRATIONS
-from tests.support.console import NATS_URL
 from tests.support.database import migrated_pool
 
 
@@ -33,15 +32,6 @@ async def pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[asyncp
     shutil.copy(COMMANDS_MIGRATIONS / "002_create_outbox.sql", folder / "001_create_outbox.sql")
     async with migrated_pool("relay", folder) as created:
         yield created
-
-
-@pytest.fixture(scope="module")
-async def nc() -> AsyncIterator[NATS]:
-    client = await nats.connect(NATS_URL)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture
