@@ -28,6 +28,7 @@ from libs.common.lifecycle import run_service
 from libs.common.runtime import Runtime
 from libs.common.settings import Settings
 from services.ingest.handlers import Bridge, CommandSender
+from services.ingest.readahead import read_ahead
 from services.ingest.topics import subscriptions
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def mqtt_client(settings: Settings) -> aiomqtt.Client:
     )
     # PUBACK only once JetStream stored the message (paho's manual acks, under aiomqtt).
     client._client.manual_ack_set(True)
+    read_ahead(client._client)
     return client
 
 

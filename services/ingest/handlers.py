@@ -11,6 +11,7 @@ JetStream round trip does not stall the MQTT side.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -57,6 +58,12 @@ _VALIDATORS: dict[str, Callable[[str, bytes, float], Any]] = {
     "alerts": service.alert,
     "resp": service.answer,
 }
+
+
+@functools.cache
+def _received(kind: str) -> Any:
+    """The RECEIVED counter of one kind (looked up once: `labels` costs on every message)."""
+    return RECEIVED.labels(kind=kind)
 
 
 class RejectLog:
@@ -109,7 +116,7 @@ class Bridge:
             str(message.payload).encode())
         try:
             where = route(topic, self.prefix)
-            RECEIVED.labels(kind=where.kind).inc()
+            _received(where.kind).inc()
             if len(payload) > MAX_PAYLOAD_BYTES:
                 raise Rejected("too_large", f"{len(payload)} bytes")
             await self._dispatch(where, payload, received_at, message)
