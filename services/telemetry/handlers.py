@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import asyncpg
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Histogram
@@ -60,14 +61,12 @@ FETCH_BUNDLES = 64
 # Rows per transaction: large enough for COPY to pay off, small enough to commit promptly.
 MAX_BATCH_ROWS = 5000
 # Concurrent store transactions of one consumer. They cannot deadlock: each takes its row locks
-# in (device_id, ts) order (MOVE_STAGED, UPSERT_LATEST), then the one ingest_minutes row.
+# in (device_id, ts) order (MOVE_STAGED: records, then latest readings), then the one
+# ingest_minutes row.
 COMMITS_IN_FLIGHT = 2
 # A replica that dies holding a batch: its bundles go to another replica after this long
 # (a batch commits in well under a second).
 ACK_WAIT_S = 10.0
-# Facts are published after commit; a bus that does not confirm them in time loses them
-# (they are notifications; the readings themselves are stored).
-FACTS_TIMEOUT_S = 5.0
 # Errors that a later delivery may not meet again: the batch is handed back for redelivery.
 RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     *TRANSIENT_ERRORS, asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
@@ -76,9 +75,10 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class TelemetryConsumer:
-    def __init__(self, service: TelemetryService, js: JetStreamContext,
+    def __init__(self, service: TelemetryService, nc: NATS, js: JetStreamContext,
                  subjects: Subjects) -> None:
         self.service = service
+        self.nc = nc
         self.js = js
         self.subjects = subjects
 
@@ -162,38 +162,36 @@ class TelemetryConsumer:
             await self._publish_facts(batch, outcome)
 
     async def _publish_facts(self, batch: Batch, outcome: StoreOutcome) -> None:
-        """One TelemetryReceived per device with new readings: its newest one and the count."""
+        """One TelemetryReceived per device with new readings: its newest one and the count.
+
+        Published without waiting for JetStream's confirmation (the EVENTS stream stores them
+        all the same): facts are notifications, the readings themselves are stored, and a
+        confirmation per fact cost this consumer about a quarter of its CPU under load. While
+        NATS is away the client buffers them and sends them on reconnecting."""
         now = time.time()
-        pending = []
+        failed = 0
         for device_id, count in outcome.stored.items():
             newest = batch.latest.get(device_id)
             if newest is None:
                 continue
             # The reading's JSON goes out as it came (msgspec encodes a Raw verbatim): no
-            # decode and re-encode per fact, a large share of this consumer's CPU under load.
+            # decode and re-encode per fact.
             fact = TelemetryReceived(
                 occurred_at=now, device_id=device_id, ts=newest.ts, source=newest.source,
                 connection=newest.connection, readings=count,
                 data=cast(dict[str, Any], newest.data))
             try:
-                pending.append(await self.js.publish_async(
-                    self.subjects.telemetry_received(device_id), encode(fact)))
+                await self.nc.publish(self.subjects.telemetry_received(device_id), encode(fact))
             except Exception as exc:
-                FACTS_FAILED.inc()
-                log.warning("could not publish TelemetryReceived: %r", exc)
-        if not pending:
-            return
-        done, late = await asyncio.wait(pending, timeout=FACTS_TIMEOUT_S)
-        failed = len(late) + sum(1 for f in done if f.exception() is not None)
-        for future in late:
-            future.cancel()
+                failed += 1
+                if failed == 1:
+                    log.warning("could not publish TelemetryReceived: %r", exc)
         if failed:
             FACTS_FAILED.inc(failed)
-            log.warning("%d TelemetryReceived facts not confirmed", failed)
 
 
 def register(rt: Runtime, service: TelemetryService) -> None:
-    consumer = TelemetryConsumer(service, rt.js, rt.subjects)
+    consumer = TelemetryConsumer(service, rt.nc, rt.js, rt.subjects)
     rt.consume(stream=rt.subjects.device_in_stream, durable="telemetry",
                filter_subjects=[rt.subjects.telemetry_in], handler=consumer.handle,
                batch_size=FETCH_BUNDLES, fetch_timeout_s=1.0, ack_wait_s=ACK_WAIT_S)
