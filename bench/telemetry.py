@@ -34,6 +34,7 @@ from bench.support.fleet import (  # noqa: E402
     Cpu,
     SeqPoller,
     bench_console,
+    live_device,
     live_messages,
     reading,
     wait_log,
@@ -113,7 +114,7 @@ class Pipeline:
 
 
 async def end_to_end(p: Pipeline, total: int) -> dict[str, Any]:
-    poller = SeqPoller(p.pool, "ACV-B%")
+    poller = SeqPoller(p.pool, live_device(total - 1, DEVICES), interval_s=0.05)
     packets = mqttload.packets(live_messages(p.console.topic_prefix, 0, total, DEVICES,
                                              int(time.time()) - 2 * 86400))
     cpu = Cpu.of(p.console, "ingest", "telemetry")
