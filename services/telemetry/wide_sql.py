@@ -65,28 +65,33 @@ _CSV_CELL = r"""CASE WHEN {v} ~ {risky} THEN
                             AND {v} !~ '^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$'
                        THEN '''' || {v} ELSE {v} END AS c OFFSET 0) AS n)
     ELSE coalesce({v}, '') END"""
-# Readings whose values need none of that (numbers, booleans, nulls, plain strings: nearly all)
-# take the fast path, one `->>` per column; the others (a risky string, an object or array
-# value) go cell by cell.
-_NEEDS_CARE = r"""jsonb_path_exists(p.data,
-    'strict $.* ? (@ like_regex "^[-=+@\t\r]|[\",\r\n]" || exists(@.**{1}))')"""
+# A line is first written the fast way: every cell as it is, joined with commas (one `->>` per
+# column). It is kept when a check of the whole line shows that no cell needed care: no quote,
+# CR or LF, as many commas as between the columns (so no value holds one: strings, objects and
+# arrays with commas show there), and no cell that starts like a formula (a plain number such
+# as -12.5 passes). Nearly every line passes; the others are written again cell by cell.
+_LINE_NEEDS_CARE = r"""'(^|,)([=@\t\r]|[-+](?![0-9]+\.?[0-9]*([eE][-+]?[0-9]+)?(,|$)|\.[0-9]+([eE][-+]?[0-9]+)?(,|$)))|["\r\n]'"""  # noqa: E501
+# The time of a reading: whole seconds without a fraction (nearly all), else microseconds.
+_TIME_CELL = r"""to_char(p.timestamp AT TIME ZONE 'UTC', CASE WHEN date_trunc('second',
+    p.timestamp) = p.timestamp THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+    ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)"""
 _EXPORT_CSV = r"""
 WITH page AS (
     SELECT timestamp, source, connection, clock_unsynced, data FROM telemetry_records
     WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
     ORDER BY timestamp ASC LIMIT $5
 ), lines AS MATERIALIZED (
-    SELECT p.timestamp, concat_ws(',',
-        to_char(p.timestamp AT TIME ZONE 'UTC', CASE WHEN date_trunc('second', p.timestamp)
-                = p.timestamp THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
-                ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END),
-        {source}, {connection}, p.clock_unsynced::text,
-        CASE WHEN {needs_care} THEN (
+    SELECT p.timestamp, CASE
+        WHEN f.line ~ {needs_care}
+             OR octet_length(f.line) - octet_length(replace(f.line, ',', '')) <> {commas}
+        THEN concat_ws(',', {time}, {source}, {connection}, p.clock_unsynced::text, (
             SELECT string_agg({slow_cell}, ',' ORDER BY u.o)
             FROM unnest($4::text[]) WITH ORDINALITY AS u(k, o),
-                 LATERAL (SELECT p.data ->> u.k AS v OFFSET 0) AS x)
-        ELSE {fast_cells} END) || E'\r\n' AS line
-    FROM page p
+                 LATERAL (SELECT p.data ->> u.k AS v OFFSET 0) AS x))
+        ELSE f.line END || E'\r\n' AS line
+    FROM page p, LATERAL (
+        SELECT concat_ws(',', {time}, p.source, p.connection, p.clock_unsynced::text,
+                         {fast_cells}) AS line OFFSET 0) AS f
 ), sized AS (
     SELECT timestamp, line, row_number() OVER w AS n, sum(octet_length(line)) OVER w AS upto
     FROM lines WINDOW w AS (ORDER BY timestamp ROWS UNBOUNDED PRECEDING)
@@ -119,6 +124,6 @@ def export_csv_sql(fields: int) -> str:
     fast = " || ',' || ".join(f"concat_ws(',', {', '.join(cells[i:i + CONCAT_GROUP])})"
                               for i in range(0, fields, CONCAT_GROUP))
     return _EXPORT_CSV.format(
-        source=_cell("p.source"), connection=_cell("p.connection"), needs_care=_NEEDS_CARE,
-        slow_cell=_cell("x.v"),
+        time=_TIME_CELL, source=_cell("p.source"), connection=_cell("p.connection"),
+        needs_care=_LINE_NEEDS_CARE, commas=3 + fields, slow_cell=_cell("x.v"),
         fast_cells=fast if fields else "NULL")

@@ -27,6 +27,10 @@ TRICKY: list[dict[str, Any]] = [
     {"a": "-12.5", "b": 7}, {"a": "\tx", "b": 'a,b "c"'}, {"a": "\rx", "b": "line\nbreak"},
     {"a": "@sum", "b": "ok", "c": False}, {"a": "", "b": 0.1}, {"a": "é ünï", "b": "1e5"},
     {"a": "tab\tinside", "b": -0.25},
+    # Lines the fast path writes whole and then checks as a line: a comma alone, a formula
+    # after a plain first cell, signed numbers as text, an array with commas but no quote.
+    {"a": "a,b", "b": 2}, {"a": "ok", "b": "-1+2"}, {"a": "+5", "b": "-.5e3"},
+    {"a": [1, 2], "b": 3}, {"a": "x", "b": "y", "c": "=z"}, {"a": "1-2", "b": "a@b=c"},
 ]
 
 
@@ -70,8 +74,9 @@ async def export_all(service: TelemetryService, device_id: str, end: datetime, *
 
 async def test_cells_match_the_python_rules(service: TelemetryService) -> None:
     device = "ACV-" + uuid.uuid4().hex[:12].upper()
+    connections = ["gsm", None, "wifi", "=cmd", "-x"]  # a device writes its connection too
     rows = [(START + timedelta(seconds=i, microseconds=250000 if i == 3 else 0), data,
-             "gsm" if i % 2 else None) for i, data in enumerate(TRICKY)]
+             connections[i % len(connections)]) for i, data in enumerate(TRICKY)]
     await insert(service, device, rows)
     text, _ = await export_all(service, device, START + timedelta(hours=1), limit=100)
     header, _, body = text.partition("\r\n")
@@ -79,7 +84,7 @@ async def test_cells_match_the_python_rules(service: TelemetryService) -> None:
     assert body == expected_csv(rows, ["a", "b", "c"])
     parsed = list(csv.reader(io.StringIO(text)))
     assert parsed[1][4] == "'=1+2" and parsed[3][4] == "-12.5" and parsed[5][5] == "line\nbreak"
-    assert parsed[4][1:] == ["sd", "gsm", "false", "'\tx", 'a,b "c"', ""]
+    assert parsed[4][1:] == ["sd", "'=cmd", "false", "'\tx", 'a,b "c"', ""]
 
 
 async def test_nested_values_are_quoted_json(service: TelemetryService) -> None:
