@@ -36,6 +36,8 @@ from services.telemetry.schemas import (
     DeviceQuery,
     ExportPage,
     ExportPageQuery,
+    ExportPlan,
+    ExportPlanQuery,
     HistoryPage,
     HistoryQuery,
     Latest,
@@ -217,6 +219,10 @@ def register(rt: Runtime, service: TelemetryService) -> None:
     @rt.rpc.route("export.page", ExportPageQuery)
     async def export_page(q: ExportPageQuery) -> ExportPage:
         return await service.export_page(q)
+
+    @rt.rpc.route("export.plan", ExportPlanQuery)
+    async def export_plan(q: ExportPlanQuery) -> ExportPlan:
+        return await service.export_plan(q)
 
     @rt.rpc.route("stats", Empty)
     async def stats(_: Empty) -> Stats:

@@ -34,6 +34,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_FIELDS = 100
+# Columns of an export page: the plan's, which may be keys found in the readings (any names a
+# device used, up to its 512 registers and more across readings). repo.EXPORT_KEYS keeps this.
+MAX_EXPORT_COLUMNS = 1024
+MAX_COLUMN_CHARS = 256
 
 
 def parse_time(value: TimeInput, name: str) -> datetime | None:
@@ -91,6 +95,17 @@ def checked_fields(fields: Sequence[str] | None) -> list[str] | None:
     for name in fields:
         if not FIELD_NAME.match(name):
             raise BadRequest(f"bad field name {name!r}")
+    return list(dict.fromkeys(fields))
+
+
+def checked_columns(fields: Sequence[str]) -> list[str]:
+    """The columns of an export page, as its plan gave them: bounded, not held to FIELD_NAME
+    (a device's register names are stored as they came; they only travel as parameters)."""
+    if len(fields) > MAX_EXPORT_COLUMNS:
+        raise BadRequest(f"at most {MAX_EXPORT_COLUMNS} columns")
+    for name in fields:
+        if not 1 <= len(name) <= MAX_COLUMN_CHARS or "\x00" in name:
+            raise BadRequest(f"bad column name {name[:80]!r}")
     return list(dict.fromkeys(fields))
 
 

@@ -122,7 +122,7 @@ SELECT_LATEST_KEYS = "SELECT array(SELECT jsonb_object_keys(data)) FROM latest_r
 
 # CSV export: PostgreSQL writes the lines (RFC 4180, CRLF; wide_sql.export_csv_sql), the
 # service only forwards text.
-# Every $5-th timestamp of the first $4 readings after $2: where a page is cut in parts.
+# Every $5-th timestamp of the first $4 readings after $2: where an export plan cuts chunks.
 EXPORT_SPLITS = """
 SELECT timestamp FROM (
     SELECT timestamp, row_number() OVER (ORDER BY timestamp) AS n FROM (
@@ -131,9 +131,10 @@ SELECT timestamp FROM (
         ORDER BY timestamp ASC LIMIT $4) AS l
 ) AS s WHERE n % $5 = 0 ORDER BY timestamp
 """
-# Columns of the first page when none are asked: the keys of its first readings.
+# Columns of an export when none are asked: the keys of its first readings (at most
+# queries.MAX_EXPORT_COLUMNS, 1024).
 EXPORT_KEYS = """
-SELECT coalesce(array_agg(DISTINCT k ORDER BY k), '{}') FROM (
+SELECT coalesce((array_agg(DISTINCT k ORDER BY k))[1:1024], '{}') FROM (
     SELECT data FROM telemetry_records
     WHERE device_id = $1 AND timestamp > $2 AND timestamp < $3
     ORDER BY timestamp ASC LIMIT $4

@@ -83,6 +83,7 @@ class ExportPageQuery(msgspec.Struct, frozen=True, kw_only=True):
     to: TimeInput = None
     fields: list[str] | None = None
     after_ts: str | None = None  # the `next_after_ts` of the previous page
+    until_ts: str | None = None  # the last reading of the page's chunk (ExportPlan.ends)
     limit: int = 2000
 
 
@@ -97,6 +98,28 @@ class ExportPage(msgspec.Struct, frozen=True, kw_only=True):
     next_after_ts: str | None
     # Readings per page that fill an answer, from this page's line length (the next `limit`).
     next_limit: int | None = None
+
+
+class ExportPlanQuery(msgspec.Struct, frozen=True, kw_only=True):
+    device_id: str
+    from_: TimeInput = msgspec.field(default=None, name="from")
+    to: TimeInput = None
+    fields: list[str] | None = None
+    after_ts: str | None = None  # the `next_after_ts` of the previous plan
+    chunk_rows: int = 500
+
+
+class ExportPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """An export cut into chunks of `chunk_rows` readings, so that several pages can be asked
+    for at once: chunk i holds the readings after `ends[i - 1]` (after the plan's start for the
+    first) up to and including `ends[i]`. After the last end come the rest of the range (fewer
+    than `chunk_rows` readings), unless `next_after_ts` is set: the plan stopped there and goes
+    on when asked again with it."""
+
+    fields: list[str]
+    header: str
+    ends: list[str]
+    next_after_ts: str | None
 
 
 class Stats(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,12 +9,12 @@
 - Export columns: the fields asked for, else the union of the keys of the first
   EXPORT_PAGE_ROWS readings; a key first seen later in the range is not exported unless asked
   for with `fields`. PostgreSQL writes the CSV lines (repo.export_csv_sql); pages are cut to
-  ANSWER_BUDGET_BYTES.
+  ANSWER_BUDGET_BYTES. An export plan cuts the range into chunks of readings that the gateway
+  asks for several at a time (writing CSV is CPU-bound: as many PostgreSQL backends).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections import Counter
@@ -28,12 +28,14 @@ from libs.common.errors import BadRequest, NotFound
 from libs.common.paging import DEFAULT_LIMIT, MAX_LIMIT
 from services.telemetry import queries, rollups
 from services.telemetry.partitions import Partitions, months_ahead
-from services.telemetry.repo import CsvPage, Repo
+from services.telemetry.repo import Repo
 from services.telemetry.rows import Batch
 from services.telemetry.schemas import (
     Bucket,
     ExportPage,
     ExportPageQuery,
+    ExportPlan,
+    ExportPlanQuery,
     HistoryPage,
     HistoryQuery,
     Latest,
@@ -48,9 +50,8 @@ READING_OVERHEAD_BYTES = 160
 BUCKET_FIELD_BYTES = 110
 EXPORT_PAGE_ROWS = 2000
 MAX_EXPORT_PAGE_ROWS = 5000
-# A page is written in this many parts at once, each of at least MIN_PART_ROWS readings.
-EXPORT_PARTS = 2
-MIN_PART_ROWS = 200
+# Chunks of one export plan (at 500 readings a chunk, a plan covers a million readings).
+MAX_PLAN_CHUNKS = 2000
 RATE_WINDOW_MIN = 15
 
 
@@ -177,20 +178,35 @@ class TelemetryService:
         return HistoryPage(items=page, total=total, limit=limit, offset=q.offset,
                            from_=start, to=end, interval=q.interval)
 
+    async def export_plan(self, q: ExportPlanQuery) -> ExportPlan:
+        start, end = queries.time_range(q.from_, q.to, datetime.now(UTC), default=None,
+                                        longest=queries.MAX_EXPORT_RANGE)
+        if not 1 <= q.chunk_rows <= MAX_EXPORT_PAGE_ROWS:
+            raise BadRequest(f"chunk_rows must be between 1 and {MAX_EXPORT_PAGE_ROWS}")
+        after = _export_start(q.after_ts, start)
+        columns = ((queries.checked_fields(q.fields) or []) if q.fields is not None
+                   else await self.repo.export_keys(q.device_id, after, end, EXPORT_PAGE_ROWS))
+        ends = await self.repo.export_splits(q.device_id, after, end,
+                                             q.chunk_rows * MAX_PLAN_CHUNKS, q.chunk_rows)
+        more = len(ends) == MAX_PLAN_CHUNKS
+        return ExportPlan(fields=columns, header=queries.csv_header(columns),
+                          ends=[queries.iso(ts) for ts in ends],
+                          next_after_ts=queries.iso(ends[-1]) if more else None)
+
     async def export_page(self, q: ExportPageQuery) -> ExportPage:
         start, end = queries.time_range(q.from_, q.to, datetime.now(UTC), default=None,
                                         longest=queries.MAX_EXPORT_RANGE)
         if not 1 <= q.limit <= MAX_EXPORT_PAGE_ROWS:
             raise BadRequest(f"limit must be between 1 and {MAX_EXPORT_PAGE_ROWS}")
-        # An empty list is explicit too (only the fixed columns): pages must agree on columns.
-        fields = queries.checked_fields(q.fields) if q.fields else (
-            None if q.fields is None else [])
-        after = queries.parse_time(q.after_ts, "after_ts")
-        # Keyset: strictly after the cursor; the first page starts just before `from`.
-        after = after if after is not None else start - timedelta(microseconds=1)
-        columns = (fields if fields is not None
+        after = _export_start(q.after_ts, start)
+        until = queries.parse_time(q.until_ts, "until_ts")
+        if until is not None:
+            end = min(end, until + timedelta(microseconds=1))
+        # The plan's columns (an empty list too: only the fixed ones); pages must agree on them.
+        columns = (queries.checked_columns(q.fields) if q.fields is not None
                    else await self.repo.export_keys(q.device_id, after, end, EXPORT_PAGE_ROWS))
-        page = await self._csv_lines(q.device_id, after, end, columns, q.limit)
+        page = await self.repo.export_csv(q.device_id, after, end, columns, q.limit,
+                                          ANSWER_BUDGET_BYTES)
         more = page.rows < page.fetched or page.fetched == q.limit
         next_after = queries.iso(page.last_ts) if page.last_ts is not None and more else None
         # Readings that nearly fill the next answer, from this page's line length (a little
@@ -200,38 +216,16 @@ class TelemetryService:
         return ExportPage(fields=columns, header=queries.csv_header(columns), csv=page.csv,
                           rows=page.rows, next_after_ts=next_after, next_limit=next_limit)
 
-    async def _csv_lines(self, device_id: str, after: datetime, end: datetime,
-                         columns: list[str], limit: int) -> CsvPage:
-        """CSV lines of a page; a long page is written in EXPORT_PARTS parts at once (as many
-        PostgreSQL backends: writing CSV is CPU-bound), each cut to its share of the budget;
-        the parts after one that was cut are dropped (the next page starts there)."""
-        part_rows = max(MIN_PART_ROWS, -(-limit // EXPORT_PARTS))
-        splits = ((await self.repo.export_splits(device_id, after, end, limit - 1, part_rows))
-                  if limit > part_rows else [])
-        if not splits:
-            return await self.repo.export_csv(device_id, after, end, columns, limit,
-                                              ANSWER_BUDGET_BYTES)
-        micro = timedelta(microseconds=1)
-        bounds = list(zip([after, *splits], [*(s + micro for s in splits), end], strict=True))
-        share = ANSWER_BUDGET_BYTES // len(bounds)
-        parts = await asyncio.gather(*(
-            self.repo.export_csv(device_id, lower, upper, columns,
-                                 part_rows if index < len(splits) else limit - part_rows * index,
-                                 share)
-            for index, (lower, upper) in enumerate(bounds)))
-        kept: list[CsvPage] = []
-        for part in parts:
-            if part.rows:
-                kept.append(part)
-            if part.rows < part.fetched or not part.rows:
-                break
-        return CsvPage(csv="".join(p.csv for p in kept), rows=sum(p.rows for p in kept),
-                       last_ts=kept[-1].last_ts, fetched=sum(p.fetched for p in kept))
-
     async def stats(self) -> Stats:
         messages, readings = await self.repo.rates(RATE_WINDOW_MIN)
         return Stats(messages_per_minute=round(messages / RATE_WINDOW_MIN, 2),
                      readings_per_minute=round(readings / RATE_WINDOW_MIN, 2))
+
+
+def _export_start(after_ts: str | None, start: datetime) -> datetime:
+    """Keyset: strictly after the cursor; without one, just before `from`."""
+    after = queries.parse_time(after_ts, "after_ts")
+    return after if after is not None else start - timedelta(microseconds=1)
 
 
 async def _iterate(buckets: list[Bucket]) -> AsyncGenerator[Bucket, None]:

@@ -1,16 +1,18 @@
 """Telemetry of one device (owned by the telemetry service).
 
-The CSV export never travels as one message: the gateway pages through `telemetry.export.page`
-(keyset pagination, each answer well under 1 MB, CSV text written by PostgreSQL) and streams
-the pages to the client as they are, one page ahead, so its memory stays constant for any
-range. The first page is fetched before the response starts, so
-a bad range is still a problem document (400), not a broken download.
+The CSV export never travels as one message: the gateway asks `telemetry.export.plan` for the
+range cut into chunks of readings, then `telemetry.export.page` for the chunks, PAGES_IN_FLIGHT
+at a time (each answer well under 1 MB, CSV text written by PostgreSQL), and streams the pages
+to the client in order as they are, so its memory stays constant for any range. The plan is
+asked for before the response starts, so a bad range is still a problem document (400), not a
+broken download.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import msgspec
@@ -20,11 +22,14 @@ from litestar.response import Stream
 from libs.common.rpc import RpcClient
 from services.gateway.api.forward import checked_device_id, query_dict, rpc_of
 from services.gateway.auth.guard import viewer
-from services.telemetry.schemas import ExportPage
+from services.telemetry.schemas import ExportPage, ExportPlan
 
-# Readings asked for the first page; later pages ask what the service suggests
-# (`next_limit`: what fills an answer of about 400 KiB).
-EXPORT_PAGE_ROWS = 1000
+# Readings per chunk of an export plan: a page of ~200 KiB for 50 registers (a page of wider
+# readings is cut at ~400 KiB and the chunk finished with more pages).
+CHUNK_ROWS = 500
+# Pages asked for at once: writing CSV is CPU-bound in PostgreSQL, so this many backends work
+# on one export (and the service's replicas share them).
+PAGES_IN_FLIGHT = 3
 # A page can take a while on a cold cache; the whole export has no overall limit.
 EXPORT_PAGE_TIMEOUT_S = 30.0
 
@@ -51,13 +56,17 @@ class TelemetryController(Controller):
     async def export(self, request: Request[Any, Any, Any], device_id: str) -> Stream:
         query = query_dict(request, ints=(), lists=("fields",))
         payload = {"device_id": checked_device_id(device_id), "from": query.get("from"),
-                   "to": query.get("to"), "fields": query.get("fields"),
-                   "limit": EXPORT_PAGE_ROWS}
+                   "to": query.get("to"), "fields": query.get("fields")}
         rpc = rpc_of(request)
-        first = await _page(rpc, payload)
+        plan = await _plan(rpc, payload)
         filename = f"{device_id}-telemetry.csv"
-        return Stream(_csv(rpc, payload, first), media_type="text/csv; charset=utf-8",
+        return Stream(_csv(rpc, payload, plan), media_type="text/csv; charset=utf-8",
                       headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+async def _plan(rpc: RpcClient, payload: dict[str, Any]) -> ExportPlan:
+    return await rpc.call("telemetry", "export.plan", {**payload, "chunk_rows": CHUNK_ROWS},
+                          into=ExportPlan, timeout_s=EXPORT_PAGE_TIMEOUT_S)
 
 
 async def _page(rpc: RpcClient, payload: dict[str, Any]) -> ExportPage:
@@ -65,26 +74,55 @@ async def _page(rpc: RpcClient, payload: dict[str, Any]) -> ExportPage:
                           timeout_s=EXPORT_PAGE_TIMEOUT_S)
 
 
-async def _csv(rpc: RpcClient, payload: dict[str, Any],
-               page: ExportPage) -> AsyncIterator[bytes]:
-    """Header, then page after page; the columns of the first page hold for the whole file.
-    The next page is asked for before this one is written, so the database works while the
-    client reads."""
-    yield page.header.encode()
-    request = {**payload, "fields": page.fields}
+async def _chunks(rpc: RpcClient, payload: dict[str, Any],
+                  plan: ExportPlan) -> AsyncGenerator[tuple[str | None, str | None], None]:
+    """(after_ts, until_ts) of each chunk in order, the last one open-ended; the plan's
+    continuations are asked for as they are needed."""
+    after: str | None = None
     while True:
-        following = None
-        if page.next_after_ts is not None:
-            following = asyncio.ensure_future(_page(rpc, {
-                **request, "after_ts": page.next_after_ts,
-                "limit": page.next_limit or request["limit"]}))
-        try:
+        for end in plan.ends:
+            yield after, end
+            after = end
+        if plan.next_after_ts is None:
+            yield after, None
+            return
+        plan = await _plan(rpc, {**payload, "fields": plan.fields,
+                                 "after_ts": plan.next_after_ts})
+
+
+async def _csv(rpc: RpcClient, payload: dict[str, Any],
+               plan: ExportPlan) -> AsyncIterator[bytes]:
+    """Header, then the chunks in order, PAGES_IN_FLIGHT of them asked for at once; a chunk
+    whose page was cut by the answer budget is finished before the next one is written. The
+    columns of the plan hold for the whole file."""
+    yield plan.header.encode()
+    request = {**payload, "fields": plan.fields, "limit": CHUNK_ROWS + 1}
+    chunks = _chunks(rpc, payload, plan)
+    asked: deque[tuple[str | None, asyncio.Future[ExportPage]]] = deque()
+
+    async def ask() -> None:
+        while len(asked) < PAGES_IN_FLIGHT:
+            chunk = await anext(chunks, None)
+            if chunk is None:
+                return
+            after, until = chunk
+            asked.append((until, asyncio.ensure_future(_page(rpc, {
+                **request, "after_ts": after, "until_ts": until}))))
+
+    try:
+        await ask()
+        while asked:
+            until, future = asked.popleft()
+            page = await future
+            await ask()
             if page.csv:
                 yield page.csv.encode()
-        except BaseException:  # the client went away: the page asked for is not needed
-            if following is not None:
-                following.cancel()
-            raise
-        if following is None:
-            return
-        page = await following
+            while page.next_after_ts is not None:
+                page = await _page(rpc, {**request, "after_ts": page.next_after_ts,
+                                         "until_ts": until})
+                if page.csv:
+                    yield page.csv.encode()
+    finally:  # also when the client went away: the pages asked for are not needed
+        for _, future in asked:
+            future.cancel()
+        await chunks.aclose()

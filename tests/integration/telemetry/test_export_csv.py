@@ -17,8 +17,8 @@ from services.telemetry import queries
 from services.telemetry.app import MIGRATIONS
 from services.telemetry.partitions import Partitions
 from services.telemetry.repo import Repo
-from services.telemetry.schemas import ExportPageQuery
-from services.telemetry.service import TelemetryService
+from services.telemetry.schemas import ExportPageQuery, ExportPlanQuery
+from services.telemetry.service import MAX_PLAN_CHUNKS, TelemetryService
 from tests.support.database import migrated_pool
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -120,3 +120,29 @@ async def test_wide_readings_export_every_column(service: TelemetryService) -> N
     assert len(parsed[0]) == 4 + 251 and parsed[1][-1] == "249.0"
     assert [r[4] for r in parsed[1:]] == ["ok", "'=x", "'=x"]  # label sorts first
     assert text.partition("\r\n")[2] == expected_csv(rows, sorted([*wide, "label"]))
+
+
+async def test_a_plan_cuts_chunks_and_continues_past_its_limit(service: TelemetryService) -> None:
+    device = "ACV-" + uuid.uuid4().hex[:12].upper()
+    count = MAX_PLAN_CHUNKS * 2 + 7
+    rows: list[tuple[datetime, dict[str, Any], str | None]] = [
+        (START + timedelta(seconds=s), {"s": s}, None) for s in range(count)]
+    await insert(service, device, rows)
+    window = {"device_id": device, "from_": START.timestamp(),
+              "to": (START + timedelta(days=1)).timestamp(), "chunk_rows": 2}
+    plan = await service.export_plan(ExportPlanQuery(**window))
+    assert plan.fields == ["s"] and plan.header.endswith(",s\r\n")
+    assert len(plan.ends) == MAX_PLAN_CHUNKS  # every 2nd reading's time: 1, 3, 5, ...
+    assert plan.ends[:2] == [queries.iso(START + timedelta(seconds=1)),
+                             queries.iso(START + timedelta(seconds=3))]
+    assert plan.next_after_ts == plan.ends[-1]
+    rest = await service.export_plan(ExportPlanQuery(**window, fields=plan.fields,
+                                                     after_ts=plan.next_after_ts))
+    assert len(rest.ends) == MAX_PLAN_CHUNKS + 3 - MAX_PLAN_CHUNKS and rest.next_after_ts is None
+    # A chunk's page holds exactly its readings: after the previous end, up to its own end.
+    page = await service.export_page(ExportPageQuery(
+        device_id=device, from_=window["from_"], to=window["to"], fields=["s"],
+        after_ts=rest.ends[0], until_ts=rest.ends[1], limit=3))
+    assert [line.split(",")[-1] for line in page.csv.split("\r\n")[:-1]] == [
+        str(MAX_PLAN_CHUNKS * 2 + 2), str(MAX_PLAN_CHUNKS * 2 + 3)]
+    assert page.next_after_ts is None

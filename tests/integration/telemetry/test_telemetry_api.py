@@ -219,6 +219,28 @@ async def test_csv_export_pages_and_field_selection(console: Console, device_id:
     assert [float(r[-1]) for r in rows[1:]] == [float(i) for i in range(4500)]
 
 
+async def test_csv_export_of_wide_readings_finishes_each_chunk_in_order(
+        console: Console, device_id: str) -> None:
+    # ~1.1 KB lines: a chunk of the plan (500 readings) does not fit one answer (~400 KiB), so
+    # the gateway finishes it with more pages while the next chunks are already asked for.
+    start = int(time.time()) - 5 * DAY_S
+    wide = {f"r{n:03d}": 10000.125 + n for n in range(110)}
+    records = [{"ts": start + i * 60, "data": {**wide, "i": i}} for i in range(1300)]
+    await publish_many(console, device_id, [{"source": "sd", "records": records[i:i + 60]}
+                                            for i in range(0, 1300, 60)])
+    window = {"from": start, "to": start + 1300 * 60}
+    async with console.client("viewer") as client:
+        await wait_total(client, device_id, 1300, **window)
+        reply = await client.get(f"/api/devices/{device_id}/telemetry/export", params=window)
+    assert reply.status_code == 200, reply.text
+    assert len(reply.content) > 1300 * 1000  # lines of ~1.1 KB: 500 of them exceed 400 KiB
+    rows = list(csv.reader(io.StringIO(reply.text)))
+    assert len(rows[0]) == 4 + 111
+    column = rows[0].index("i")
+    assert [int(r[column]) for r in rows[1:]] == list(range(1300))
+    assert {r[rows[0].index("r109")] for r in rows[1:]} == {"10109.125"}
+
+
 async def test_stats_count_messages_and_readings(console: Console, device_id: str) -> None:
     import nats
 
