@@ -47,7 +47,9 @@ async def _receive(kind: str, prefix: str, total: int, counter: Synchronized[int
     decode = msgspec.json.decode
     seen = 0
     first = 0.0
-    async with aiomqtt.Client("127.0.0.1", 1883, identifier=f"bench-{kind}-{prefix}") as client:
+    from bench.support.mqttload import HOST, PORT
+
+    async with aiomqtt.Client(HOST, PORT, identifier=f"bench-{kind}-{prefix}") as client:
         await client.subscribe(f"{prefix}/+/telemetry", qos=1)
         ready.set()
         async for message in client.messages:

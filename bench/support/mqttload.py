@@ -9,11 +9,16 @@ progress (a callable the benchmark reads from the consumer).
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 import time
 from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
 
 CHUNK = 100  # packets per socket write
+# The broker of the benchmark: the tests' (ACUVIM_TEST_MQTT_URL), else the machine's Mosquitto.
+BROKER = urlsplit(os.environ.get("ACUVIM_TEST_MQTT_URL", "mqtt://127.0.0.1:1883"))
+HOST, PORT = BROKER.hostname or "127.0.0.1", BROKER.port or 1883
 
 
 def _varint(n: int) -> bytes:
@@ -42,7 +47,7 @@ def packets(messages: Sequence[tuple[str, bytes]]) -> list[bytes]:
 
 
 async def send(packet_list: Sequence[bytes], progress: Callable[[], int], window: int,
-               host: str = "127.0.0.1", port: int = 1883,
+               host: str = HOST, port: int = PORT,
                rate_per_s: float | None = None) -> list[float]:
     """Publish every packet (QoS 1, all PUBACKs awaited); answer each chunk's send time."""
     reader, writer = await asyncio.open_connection(host, port)

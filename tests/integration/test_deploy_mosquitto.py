@@ -154,6 +154,32 @@ async def test_a_device_publishes_only_under_its_own_id(broker: Broker) -> None:
     assert all(payload != b"forged" for _, payload in received), received
 
 
+async def test_the_console_session_keeps_what_devices_send_while_ingest_is_away(
+        broker: Broker) -> None:
+    # Mosquitto queues QoS 1 messages for a persistent session that is offline, up to
+    # max_queued_messages (1,000 by default), and drops the rest after acknowledging them to the
+    # device. Ingest's session must hold far more: a restart of ingest under a fleet's load.
+    sent = 5000
+
+    def ingest() -> aiomqtt.Client:
+        return aiomqtt.Client("127.0.0.1", broker.port, username=CONSOLE_USER,
+                              password=CONSOLE_PASSWORD, identifier="ingest-queue-test",
+                              clean_session=False)
+
+    async with ingest() as console:
+        await console.subscribe("acuvim/+/telemetry", qos=1)
+    async with broker.client("ACV-AAA") as device:
+        for n in range(sent):
+            await device.publish("acuvim/ACV-AAA/telemetry", str(n).encode(), qos=1)
+    async with ingest() as console:
+        inbox = Inbox(console)
+        try:
+            await inbox.wait_for(str(sent - 1).encode())
+        finally:
+            inbox.stop()
+    assert [int(p) for _, p in inbox.items] == list(range(sent))
+
+
 async def test_a_device_reads_only_its_own_commands(broker: Broker) -> None:
     async with broker.client(CONSOLE_USER) as console, broker.client("ACV-AAA") as device:
         # Mosquitto may grant these subscriptions; the ACL is applied to every delivery.
