@@ -7,6 +7,9 @@ CPU per process, publish-to-committed latency p50/p99 at half that rate, the nai
 (one INSERT per message) and a bare aiomqtt receiver on the same messages, SD replays of 500
 records per message (rows/s); checks that the rows stored equal the unique messages sent.
 Prints a table and writes bench/results/telemetry.json.
+
+The default run takes under a minute. The issue's "sustained for 60 s" is
+`--messages 700000` (about 60 s end to end at ~11,500 msg/s; ~1.5 GB of prepared packets).
 """
 
 from __future__ import annotations
