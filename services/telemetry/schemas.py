@@ -77,12 +77,17 @@ class HistoryPage(msgspec.Struct, frozen=True, kw_only=True):
     interval: str | None = None
 
 
-class ExportPageQuery(msgspec.Struct, frozen=True, kw_only=True):
+class ExportRange(msgspec.Struct, frozen=True, kw_only=True):
+    """What an export plan and an export page both ask: a device's range, from a cursor."""
+
     device_id: str
     from_: TimeInput = msgspec.field(default=None, name="from")
     to: TimeInput = None
     fields: list[str] | None = None
-    after_ts: str | None = None  # the `next_after_ts` of the previous page
+    after_ts: str | None = None  # the `next_after_ts` of the previous page (or plan)
+
+
+class ExportPageQuery(ExportRange, frozen=True, kw_only=True):
     until_ts: str | None = None  # the last reading of the page's chunk (ExportPlan.ends)
     limit: int = 2000
 
@@ -100,12 +105,7 @@ class ExportPage(msgspec.Struct, frozen=True, kw_only=True):
     next_limit: int | None = None
 
 
-class ExportPlanQuery(msgspec.Struct, frozen=True, kw_only=True):
-    device_id: str
-    from_: TimeInput = msgspec.field(default=None, name="from")
-    to: TimeInput = None
-    fields: list[str] | None = None
-    after_ts: str | None = None  # the `next_after_ts` of the previous plan
+class ExportPlanQuery(ExportRange, frozen=True, kw_only=True):
     chunk_rows: int = 500
 
 

@@ -36,6 +36,7 @@ from services.telemetry.schemas import (
     ExportPageQuery,
     ExportPlan,
     ExportPlanQuery,
+    ExportRange,
     HistoryPage,
     HistoryQuery,
     Latest,
@@ -179,11 +180,7 @@ class TelemetryService:
                            from_=start, to=end, interval=q.interval)
 
     async def export_plan(self, q: ExportPlanQuery) -> ExportPlan:
-        start, end = queries.time_range(q.from_, q.to, datetime.now(UTC), default=None,
-                                        longest=queries.MAX_EXPORT_RANGE)
-        if not 1 <= q.chunk_rows <= MAX_EXPORT_PAGE_ROWS:
-            raise BadRequest(f"chunk_rows must be between 1 and {MAX_EXPORT_PAGE_ROWS}")
-        after = _export_start(q.after_ts, start)
+        after, end = _export_window(q, q.chunk_rows, "chunk_rows")
         columns = ((queries.checked_fields(q.fields) or []) if q.fields is not None
                    else await self.repo.export_keys(q.device_id, after, end, EXPORT_PAGE_ROWS))
         ends = await self.repo.export_splits(q.device_id, after, end,
@@ -194,11 +191,7 @@ class TelemetryService:
                           next_after_ts=queries.iso(ends[-1]) if more else None)
 
     async def export_page(self, q: ExportPageQuery) -> ExportPage:
-        start, end = queries.time_range(q.from_, q.to, datetime.now(UTC), default=None,
-                                        longest=queries.MAX_EXPORT_RANGE)
-        if not 1 <= q.limit <= MAX_EXPORT_PAGE_ROWS:
-            raise BadRequest(f"limit must be between 1 and {MAX_EXPORT_PAGE_ROWS}")
-        after = _export_start(q.after_ts, start)
+        after, end = _export_window(q, q.limit, "limit")
         until = queries.parse_time(q.until_ts, "until_ts")
         if until is not None:
             end = min(end, until + timedelta(microseconds=1))
@@ -222,10 +215,15 @@ class TelemetryService:
                      readings_per_minute=round(readings / RATE_WINDOW_MIN, 2))
 
 
-def _export_start(after_ts: str | None, start: datetime) -> datetime:
-    """Keyset: strictly after the cursor; without one, just before `from`."""
-    after = queries.parse_time(after_ts, "after_ts")
-    return after if after is not None else start - timedelta(microseconds=1)
+def _export_window(q: ExportRange, readings: int, name: str) -> tuple[datetime, datetime]:
+    """(after, end) of an export request: keyset, strictly after the cursor (without one, just
+    before `from`); `readings` (its parameter `name`) is checked against the page size."""
+    start, end = queries.time_range(q.from_, q.to, datetime.now(UTC), default=None,
+                                    longest=queries.MAX_EXPORT_RANGE)
+    if not 1 <= readings <= MAX_EXPORT_PAGE_ROWS:
+        raise BadRequest(f"{name} must be between 1 and {MAX_EXPORT_PAGE_ROWS}")
+    after = queries.parse_time(q.after_ts, "after_ts")
+    return (after if after is not None else start - timedelta(microseconds=1)), end
 
 
 async def _iterate(buckets: list[Bucket]) -> AsyncGenerator[Bucket, None]:
