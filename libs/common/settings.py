@@ -6,6 +6,7 @@ line and exit code 2, so a misconfigured service never half-starts.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -61,6 +62,8 @@ class Settings:
     notify_quiet_period_s: float = 120.0
     notify_retry_base_s: float = 10.0
     notify_pause_after_failures: int = 10
+    # Private networks webhooks may reach (everything not public is refused otherwise: SSRF).
+    notify_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def stream_prefix(self) -> str:
@@ -151,6 +154,11 @@ def _bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated CIDRs; host bits set (10.1.2.3/16) are refused as a likely typo."""
+    return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
+
+
 def _read(env: Mapping[str, str], name: str, default: str | None, parse: Callable[[str], T]) -> T:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -207,6 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         notify_retry_base_s=_read(e, "ACUVIM_NOTIFY_RETRY_BASE_S", "10", _positive(float)),
         notify_pause_after_failures=_read(e, "ACUVIM_NOTIFY_PAUSE_AFTER_FAILURES", "10",
                                           _positive(int)),
+        notify_allowed_networks=_read(e, "ACUVIM_NOTIFY_ALLOWED_NETWORKS", "", _networks),
     )
 
 

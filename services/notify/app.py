@@ -17,6 +17,7 @@ from libs.common.settings import Settings
 from services.notify import handlers
 from services.notify.delivery import EmailSender, Senders, WebhookSender
 from services.notify.dispatch import Dispatcher
+from services.notify.egress import EgressPolicy
 from services.notify.repo import Repo
 from services.notify.service import FactRouter, RuleService
 
@@ -27,9 +28,10 @@ async def main(settings: Settings, stopping: asyncio.Event) -> None:
     async with Runtime.open("notify", settings, stopping, migrations=MIGRATIONS) as rt:
         repo = Repo(rt.db)
         email = EmailSender(settings.smtp_url, settings.smtp_sender)
-        senders = Senders(WebhookSender(), email)
+        egress = EgressPolicy(settings.notify_allowed_networks)
+        senders = Senders(WebhookSender(egress), email)
         try:
-            rules = RuleService(repo, senders, email_configured=email.configured)
+            rules = RuleService(repo, senders, email_configured=email.configured, egress=egress)
             router = FactRouter(repo, quiet_period_s=settings.notify_quiet_period_s)
             dispatcher = Dispatcher(repo, senders, handlers.BusChannels(rt),
                                     retry_base_s=settings.notify_retry_base_s,

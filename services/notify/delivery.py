@@ -6,6 +6,8 @@ Webhook: POST of the JSON body {id, event, occurred_at, device_id, data}, signed
 receiver can verify it and refuse replays (a stale `t`); `X-Acuvim-Delivery` is the delivery
 id, the same on every retry (an idempotency key). 2xx is delivered; a network error, a timeout,
 408, 429 or 5xx is retried; any other answer (4xx, 3xx: redirects are not followed) is final.
+Connections go only to addresses egress.py allows (checked at connect time, pinned against DNS
+rebinding); a host that resolves to a refused address fails at once, finally.
 
 E-mail: smtplib in a thread (a send is rare and short; no extra dependency), the same body as
 text, `Message-ID` from the delivery id. 4xx answers and connection errors are retried, 5xx
@@ -29,6 +31,7 @@ import httpx
 import msgspec
 
 from libs.common.codec import encode
+from services.notify.egress import CheckedTransport, EgressPolicy, RefusedAddress
 from services.notify.schemas import Outgoing
 
 WEBHOOK_TIMEOUT_S = 10.0
@@ -88,8 +91,11 @@ def summary(out: Outgoing) -> str:
 
 
 class WebhookSender:
-    def __init__(self, timeout_s: float = WEBHOOK_TIMEOUT_S) -> None:
-        self.client = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False,
+    def __init__(self, egress: EgressPolicy, timeout_s: float = WEBHOOK_TIMEOUT_S) -> None:
+        # An explicit transport also keeps HTTP(S)_PROXY out: a proxy would connect on our
+        # behalf to addresses nobody checked. Redirects would too: never followed.
+        self.client = httpx.AsyncClient(transport=CheckedTransport(egress), timeout=timeout_s,
+                                        follow_redirects=False,
                                         headers={"User-Agent": USER_AGENT})
 
     async def send(self, out: Outgoing) -> Outcome:
@@ -101,6 +107,8 @@ class WebhookSender:
                    "X-Acuvim-Signature": sign(out.secret, body, int(time.time()))}
         try:
             reply = await self.client.post(out.url, content=body, headers=headers)
+        except RefusedAddress as exc:
+            return Outcome(delivered=False, error=str(exc)[:ERROR_TEXT_BYTES])
         except httpx.HTTPError as exc:
             return Outcome(delivered=False, retry=True,
                            error=f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_BYTES])

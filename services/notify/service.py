@@ -4,19 +4,25 @@ A fact becomes one delivery per matching rule, keyed by (rule, stream sequence),
 handled twice queues nothing twice. Offline notices wait the quiet period and are cancelled when
 the device comes back in time (flapping); the all-clear (device_online) goes only where the
 offline notice went. Sending is the dispatcher's (dispatch.py).
+
+A webhook URL is checked against the egress policy when a rule is created or its target
+changed: a host on a refused address is a 400. A host that does not resolve now is accepted
+with a warning in the log (DNS may be down for a while; every delivery checks again).
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import msgspec
 
-from libs.common.errors import InvalidInput, NotFound
+from libs.common.errors import BadRequest, InvalidInput, NotFound
 from libs.common.messages.events import (
     AlertChanged,
     CommandUpdated,
@@ -25,6 +31,7 @@ from libs.common.messages.events import (
 )
 from libs.common.paging import Page
 from services.notify.delivery import Senders
+from services.notify.egress import EgressPolicy, RefusedAddress
 from services.notify.repo import Repo
 from services.notify.schemas import (
     SEVERITY_RANK,
@@ -42,6 +49,10 @@ from services.notify.schemas import (
     WebhookTarget,
 )
 
+log = logging.getLogger(__name__)
+
+# Resolving a webhook's host while a rule is saved: well within the gateway's RPC timeout (5 s).
+RESOLVE_TIMEOUT_S = 2.0
 SAMPLE = {"message": "This is a test notification from the Acuvim console.",
           "sample": True}
 
@@ -55,12 +66,15 @@ def at(epoch_s: float) -> datetime:
 
 
 class RuleService:
-    """Rules through the API; `email_configured`: whether e-mail targets can be sent."""
+    """Rules through the API; `email_configured`: whether e-mail targets can be sent;
+    `egress`: where webhooks may connect."""
 
-    def __init__(self, repo: Repo, senders: Senders, *, email_configured: bool) -> None:
+    def __init__(self, repo: Repo, senders: Senders, *, email_configured: bool,
+                 egress: EgressPolicy) -> None:
         self.repo = repo
         self.senders = senders
         self.email_configured = email_configured
+        self.egress = egress
 
     def _check(self, events: list[str], target: Target) -> None:
         if "device_online" in events and "device_offline" not in events:
@@ -73,9 +87,27 @@ class RuleService:
         if isinstance(target, EmailTarget) and not self.email_configured:
             raise InvalidInput("target: e-mail needs ACUVIM_SMTP_URL on the notify service")
 
+    async def _check_reachable(self, target: Target) -> None:
+        """A webhook's host may be reached (see egress.py)."""
+        if not isinstance(target, WebhookTarget):
+            return
+        try:
+            await self.egress.check_url(target.url, RESOLVE_TIMEOUT_S)
+        except httpx.InvalidURL as exc:
+            raise InvalidInput(f"target.url: {exc}") from None
+        except RefusedAddress as exc:
+            log.info("webhook URL refused: %s (%s)", exc,
+                     ", ".join(str(address) for address, _ in exc.refused))
+            raise BadRequest(f"target.url: {exc}") from None
+        except OSError as exc:  # TimeoutError included
+            # The host only: a webhook URL's path often holds a token.
+            log.warning("webhook host %s does not resolve now (%s); rule saved, each delivery "
+                        "checks it again", httpx.URL(target.url).host, str(exc) or "timed out")
+
     async def create(self, req: CreateRule) -> Rule:
         events: list[str] = sorted(set(req.events))
         self._check(events, req.target)
+        await self._check_reachable(req.target)
         secret = new_secret() if isinstance(req.target, WebhookTarget) else None
         return await self.repo.insert_rule(
             name=req.name, events=events, min_severity=req.min_severity, scope=req.scope,
@@ -101,6 +133,8 @@ class RuleService:
             changes["events"] = sorted(set(changes["events"]))
         updated = msgspec.structs.replace(current, **changes)
         self._check(updated.events, updated.target)
+        if req.target is not None:  # a rule on a now refused host may still be paused, renamed
+            await self._check_reachable(req.target)
         became_webhook = (isinstance(updated.target, WebhookTarget)
                           and not isinstance(current.target, WebhookTarget))
         secret = new_secret() if req.rotate_secret or became_webhook else None

@@ -1,5 +1,6 @@
 """A console of its own for the notification tests: a 2 s quiet period, fast retries, a rule
-paused after 3 failed attempts, an SMTP sink; ingest and health for the MQTT path."""
+paused after 3 failed attempts, an SMTP sink; ingest and health for the MQTT path. Webhooks may
+reach 127.0.0.0/8, where the tests' receivers listen (any other private address is refused)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.support.waiting import eventually
 SERVICES = ("ingest", "health", "notify", "gateway")
 QUIET_PERIOD_S = 2.0
 PAUSE_AFTER_FAILURES = 3
+RECEIVERS_NETWORK = "127.0.0.0/8"
 
 
 @pytest.fixture(scope="package")
@@ -43,6 +45,7 @@ async def notify_console(tmp_path_factory: pytest.TempPathFactory,
         ACUVIM_NOTIFY_RETRY_BASE_S="0.3",
         ACUVIM_NOTIFY_PAUSE_AFTER_FAILURES=str(PAUSE_AFTER_FAILURES),
         ACUVIM_SMTP_URL=smtp_sink.url,
+        ACUVIM_NOTIFY_ALLOWED_NETWORKS=RECEIVERS_NETWORK,
     )
     c.start(*SERVICES)
     try:
