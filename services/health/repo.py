@@ -85,24 +85,6 @@ UPDATE devices SET
 WHERE device_id = $1
 RETURNING {DEVICE_COLUMNS}"""
 
-# The sweep, in one statement (one scan of the table): silent devices go degraded, or offline
-# when silent long enough; `previous_status` keeps what they were for the facts. A row another
-# transaction holds (a heartbeat being applied, another replica's sweep) is waited for and the
-# condition checked again on the row as that transaction left it, so a change is never made,
-# nor reported, twice. $1: degraded multiplier, $2: offline multiplier (larger).
-SWEEP = """
-UPDATE devices SET
-    previous_status = status,
-    status = CASE WHEN last_seen < now() - heartbeat_interval * ($2::float8 * interval '1 second')
-                  THEN 'offline' ELSE 'degraded' END,
-    status_changed_at = now(),
-    updated_at = now()
-WHERE status IN ('online', 'degraded')
-  AND last_seen < now() - heartbeat_interval * ($1::float8 * interval '1 second')
-  AND (status = 'online'
-       OR last_seen < now() - heartbeat_interval * ($2::float8 * interval '1 second'))
-RETURNING device_id, previous_status, status, status_changed_at"""
-
 GET_DEVICE = f"SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1"
 
 # Optional filters as "($n IS NULL OR ...)": one statement, planned once.
@@ -186,11 +168,6 @@ async def set_status(conn: Conn, device_id: str, status: str, seen_at: datetime,
     row = await conn.fetchrow(SET_STATUS, device_id, status, seen_at, connection_type)
     assert row is not None
     return device_of(row)
-
-
-async def sweep(conn: Conn, degraded_multiplier: float, offline_multiplier: float,
-                ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(SWEEP, degraded_multiplier, offline_multiplier))
 
 
 async def get_device(conn: Conn | asyncpg.Pool, device_id: str) -> Device | None:

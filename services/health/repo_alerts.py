@@ -36,13 +36,6 @@ ON CONFLICT (device_id, alert_type) WHERE resolved_at IS NULL DO UPDATE SET
 WHERE alerts.last_seen_at < EXCLUDED.last_seen_at
 RETURNING {ALERT_COLUMNS}, (xmax = 0) AS created"""
 
-# The sweep opens "device offline" for every device it marked offline, in one statement.
-OPEN_OFFLINE_ALERTS = f"""
-INSERT INTO alerts (device_id, alert_type, severity, message, source, created_at, last_seen_at)
-SELECT device_id, $2, 'warning', $3, 'console', now(), now() FROM unnest($1::text[]) device_id
-ON CONFLICT (device_id, alert_type) WHERE resolved_at IS NULL DO NOTHING
-RETURNING {ALERT_COLUMNS}"""
-
 # An older "resolved" (redelivered late) never closes a newer episode of the condition.
 RESOLVE_ALERT = f"""
 UPDATE alerts SET resolved_at = $3
@@ -91,12 +84,6 @@ async def upsert(conn: Conn, args: tuple[Any, ...]) -> tuple[Alert, bool] | None
     """(alert, created) for an opened or repeated alert; None for a stale repeat."""
     row = await conn.fetchrow(UPSERT_ALERT, *args)
     return (alert_of(row), bool(row["created"])) if row else None
-
-
-async def open_offline(conn: Conn, device_ids: list[str], alert_type: str,
-                       message: str) -> list[Alert]:
-    return [alert_of(r) for r in
-            await conn.fetch(OPEN_OFFLINE_ALERTS, device_ids, alert_type, message)]
 
 
 async def resolve(conn: Conn, device_id: str, alert_type: str,

@@ -6,12 +6,12 @@ derived from the JetStream sequence of the input: a failed publish rolls the cha
 input comes again), and a redelivery after a commit that the ack missed publishes nothing twice.
 Input older than what a device's row has seen (redelivered, or overtaken) changes nothing.
 The sweep has no input to be redelivered: its facts are stored in the outbox inside its
-transaction and published by the relay after the commit.
+transaction (by the sweep's one statement, repo_sweep.py) and published by the relay after
+the commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from libs.common.codec import encode, to_builtins
+from libs.common.codec import to_builtins
 from libs.common.messages.device import DeviceAlert, DeviceRegistration, Heartbeat, StatusReport
 from libs.common.messages.events import (
     AlertChanged,
@@ -31,18 +31,14 @@ from libs.common.messages.events import (
 )
 from libs.common.outbox import Outbox
 from libs.common.subjects import Subjects
-from services.health import anomalies, repo, repo_alerts, repo_dashboard
+from services.health import anomalies, repo, repo_alerts, repo_dashboard, repo_sweep
 from services.health.repo import Conn
 from services.health.schemas import Alert, Device
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, Any, str | None], Awaitable[None]]
-# Sweep facts are published this many at a time (each publish waits for JetStream's ack).
-SWEEP_PUBLISH_CONCURRENCY = 200
 INT32_MAX = 2**31 - 1
-# (device id, old status, new status, changed at epoch s)
-SweepChange = tuple[str, str, str, float]
 
 
 def at(epoch_s: float) -> datetime:
@@ -110,8 +106,8 @@ class DeviceInput:
         self.pool = pool
         self.subjects = subjects
         self._publish = publish
-        # Where the sweep's facts go: with an outbox, committed with the sweep (never lost);
-        # without one (tests, benchmarks), published after the commit.
+        # The sweep stores its facts in the table `outbox` with its changes; this relay is
+        # nudged after the commit (without one, e.g. in a benchmark, they wait there).
         self.outbox = outbox
         self.degraded_multiplier = degraded_multiplier
         self.offline_multiplier = offline_multiplier
@@ -229,62 +225,21 @@ class DeviceInput:
 
     # -- sweep ---------------------------------------------------------------------------------
     async def sweep(self) -> int:
-        """Mark silent devices offline, then degraded; answer how many changed."""
+        """Mark silent devices offline, then degraded, open their offline alerts and store the
+        facts of both in the outbox, in one transaction; answer how many devices changed."""
         async with self.pool.acquire() as conn, conn.transaction():
-            changes, opened = await self._sweep_in(conn)
-            if self.outbox is not None:
-                await self.outbox.add_many(conn, [
-                    (subject, encode(fact), msg_id)
-                    for subject, fact, msg_id in self.sweep_facts(changes, opened)])
-        if self.outbox is not None:
+            changed = await self.sweep_in(conn)
+        if self.outbox is not None and changed:
             self.outbox.nudge()
-        else:
-            await self.announce_sweep(changes, opened)
-        return len(changes)
+        return changed
 
-    async def sweep_database(self) -> tuple[list[SweepChange], list[Alert]]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            return await self._sweep_in(conn)
-
-    async def _sweep_in(self, conn: Conn) -> tuple[list[SweepChange], list[Alert]]:
-        """The state changes of one sweep and the offline alerts they opened, in the caller's
-        transaction: one UPDATE for the states and one INSERT for the alerts."""
-        rows = await repo.sweep(conn, self.degraded_multiplier, self.offline_multiplier)
-        changes = [(r["device_id"], r["previous_status"], r["status"],
-                    r["status_changed_at"].timestamp()) for r in rows]
-        opened = await repo_alerts.open_offline(
-            conn, [device_id for device_id, _, new, _ in changes if new == "offline"],
-            anomalies.DEVICE_OFFLINE, anomalies.DEVICE_OFFLINE_MESSAGE)
-        return changes, opened
-
-    def sweep_facts(self, changes: list[SweepChange], opened: list[Alert],
-                    ) -> list[tuple[str, Any, str]]:
-        """(subject, fact, message id) of every change and opened alert of a sweep."""
-        now = time.time()
-        facts: list[tuple[str, Any, str]] = [
-            (self.subjects.device_status_changed(device_id),
-             DeviceStatusChanged(occurred_at=now, device_id=device_id, old_status=old,
-                                 new_status=new, reason="sweep"),
-             f"sweep:{device_id}:{new}:{changed_at}")
-            for device_id, old, new, changed_at in changes]
-        facts += [(self.subjects.alert_created(alert.device_id),
-                   AlertChanged(occurred_at=now, device_id=alert.device_id,
-                                alert=to_builtins(alert)), f"alert:{alert.id}:created")
-                  for alert in opened]
-        return facts
-
-    async def announce_sweep(self, changes: list[SweepChange], opened: list[Alert]) -> None:
-        """Without an outbox only: a fact lost here (bus down) is logged."""
-        await self._publish_many(list(self.sweep_facts(changes, opened)))
-
-    async def _publish_many(self, facts: list[tuple[str, Any, str | None]]) -> None:
-        for start in range(0, len(facts), SWEEP_PUBLISH_CONCURRENCY):
-            chunk = facts[start:start + SWEEP_PUBLISH_CONCURRENCY]
-            results = await asyncio.gather(*(self._publish(*f) for f in chunk),
-                                           return_exceptions=True)
-            failed = [r for r in results if isinstance(r, BaseException)]
-            if failed:
-                log.warning("sweep: %d facts not published: %r", len(failed), failed[0])
+    async def sweep_in(self, conn: Conn) -> int:
+        """The sweep in the caller's transaction; answer how many devices changed."""
+        return await repo_sweep.sweep(
+            conn, self.degraded_multiplier, self.offline_multiplier,
+            alert_type=anomalies.DEVICE_OFFLINE, message=anomalies.DEVICE_OFFLINE_MESSAGE,
+            status_subject=self.subjects.device_status_changed("*"),
+            alert_subject=self.subjects.alert_created("*"))
 
     async def flush_tally(self) -> None:
         tallies = self.tally.take()
