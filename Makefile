@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint audit test test-faults run demo bench clean browser
+.PHONY: help venv lint audit test test-faults run demo bench clean browser compose
 
 help: ## List the targets
 	@echo "Acuvim console. Targets:"
@@ -44,7 +44,7 @@ audit: venv ## pip-audit of requirements.lock (known-vulnerable pins fail; skipp
 	elif [ $$status != 0 ]; then $(AUDIT) 2>/dev/null; exit 1; \
 	else echo "audit: $$audited pins of requirements.lock, no known vulnerability"; fi
 
-test: lint browser ## Lint, then the whole suite (fault tests included) against real services
+test: lint browser compose ## Lint, then the whole suite (fault tests included) against real services
 	ACUVIM_TEST_FAULTS=1 $(PY) -m pytest -q
 
 # Fault tests start their own NATS, Mosquitto and PostgreSQL (they kill and restart them).
@@ -53,6 +53,9 @@ test-faults: venv ## Fault tests: kill -9, broker and database restarts and outa
 
 browser: ## Install Debian's chromium for the live page's browser test (as root, when missing)
 	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || echo "chromium not installed: the browser test will be skipped"
+
+compose: ## Install Debian's docker-compose (to validate docker-compose.yml) when no Compose client is here
+	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose; } || echo "docker-compose not installed: the compose checks will be skipped"
 
 run: venv ## Start the whole console (embedded PostgreSQL/NATS/MQTT where none answers); Ctrl-C stops it
 	$(PY) -m services.supervisor
