@@ -23,6 +23,7 @@ import asyncpg
 
 from services.supervisor import probe
 from tests.support.console import free_port
+from tests.support.supervisor import descendants
 
 NATS_BINARY = Path("/usr/sbin/nats-server")
 MOSQUITTO_BINARY = Path("/usr/sbin/mosquitto")
@@ -120,28 +121,12 @@ class Server:
     def _signal_group(self, sig: int) -> None:
         # PostgreSQL's backends are children of the postmaster: pause all of them.
         assert self.proc is not None
-        pids = [self.proc.pid, *_children(self.proc.pid)]
+        pids = [self.proc.pid, *descendants(self.proc.pid)]
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 continue
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Field 4 (after the parenthesised command name) is the parent pid.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def nats_server(folder: Path) -> Server:
