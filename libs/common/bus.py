@@ -33,6 +33,7 @@ from nats.js.api import (
 from libs.common import metrics
 from libs.common.codec import encode
 from libs.common.errors import ConsoleError
+from libs.common.settings import SettingsError
 from libs.common.subjects import DEVICE_IN_MAX_AGE_S, EVENTS_MAX_AGE_S, Subjects
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ RETRY_DELAY_S = 2.0
 DEAD_MAX_AGE_S = 14 * 24 * 3600
 # JetStream's error code for a stream update that changes the retention policy (NATS < 2.10).
 RETENTION_CHANGE_REFUSED = 10052
+# JetStream's max_bytes for "no byte limit".
+NO_LIMIT = -1
+# JetStream's error code for a stream whose max_bytes its storage cannot reserve.
+STORAGE_REFUSED = 10047
 
 
 async def connect(url: str, name: str) -> NATS:
@@ -75,23 +80,31 @@ async def connect(url: str, name: str) -> NATS:
     )
 
 
-def stream_configs(subjects: Subjects, replicas: int = 1) -> list[StreamConfig]:
-    """The console's streams; `replicas` > 1 on a NATS cluster (ACUVIM_JETSTREAM_REPLICAS)."""
+def stream_configs(subjects: Subjects, replicas: int = 1, *,
+                   device_max_age_s: int = DEVICE_IN_MAX_AGE_S,
+                   device_max_bytes: int = NO_LIMIT) -> list[StreamConfig]:
+    """The console's streams; `replicas` > 1 on a NATS cluster (ACUVIM_JETSTREAM_REPLICAS).
+    `device_max_age_s`/`device_max_bytes` bound DEVICE_IN and DEVICE_OUT on the NATS server's
+    disk (ACUVIM_DEVICE_IN_RETENTION_HOURS, ACUVIM_DEVICE_IN_MAX_GB; -1: no byte limit)."""
     # Device input and output keep every message for max_age, consumed or not (LIMITS), not
     # only while a consumer still owes an ack (INTEREST): NATS 2.9 recovers consumers one by
     # one after a restart and drops every message the ones recovered first had acked, also
     # those a later one (telemetry) had not received yet; and an INTEREST stream drops what
-    # arrives while no consumer exists. The price is disk: max_age of device traffic.
+    # arrives while no consumer exists. The price is disk: max_age of device traffic, or
+    # max_bytes. Past either the oldest go (discard OLD): with discard NEW a stream full of
+    # messages consumed long ago would refuse every publish until they aged out.
     configs = [
         StreamConfig(
             name=subjects.device_in_stream, subjects=[subjects.device_in_all],
             retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
-            max_age=DEVICE_IN_MAX_AGE_S, discard=DiscardPolicy.OLD, duplicate_window=120,
+            max_age=device_max_age_s, max_bytes=device_max_bytes, discard=DiscardPolicy.OLD,
+            duplicate_window=120,
         ),
         StreamConfig(
             name=subjects.device_out_stream, subjects=[subjects.device_out_all],
             retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
-            max_age=DEVICE_IN_MAX_AGE_S, discard=DiscardPolicy.OLD, duplicate_window=120,
+            max_age=device_max_age_s, max_bytes=device_max_bytes, discard=DiscardPolicy.OLD,
+            duplicate_window=120,
         ),
         StreamConfig(
             name=subjects.events_stream, subjects=list(subjects.events_all),
@@ -109,21 +122,39 @@ def stream_configs(subjects: Subjects, replicas: int = 1) -> list[StreamConfig]:
     return configs
 
 
-async def declare_streams(js: JetStreamContext, subjects: Subjects, replicas: int = 1) -> None:
-    """Create or update the console's streams; safe to call from every service at start."""
-    for config in stream_configs(subjects, replicas):
+async def declare_streams(js: JetStreamContext, subjects: Subjects, replicas: int = 1, *,
+                          device_max_age_s: int = DEVICE_IN_MAX_AGE_S,
+                          device_max_bytes: int = NO_LIMIT) -> None:
+    """Create or update the console's streams; safe to call from every service at start.
+    An existing stream takes changed limits in place (a lower one drops its oldest at once)."""
+    configs = stream_configs(subjects, replicas, device_max_age_s=device_max_age_s,
+                             device_max_bytes=device_max_bytes)
+    for config in configs:
         try:
-            await js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            try:
-                await js.update_stream(config)
-            except nats.js.errors.APIError as exc:
-                if exc.err_code != RETENTION_CHANGE_REFUSED:
-                    raise
-                # NATS < 2.10 cannot change it in place; the services still run on the old
-                # stream, and an operator migrates it (README, Reliability).
-                log.error("stream %s keeps its old retention policy: %s (NATS >= 2.10 "
-                          "changes it in place)", config.name, exc.description)
+            await _declare(js, config)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != STORAGE_REFUSED or config.max_bytes in (None, NO_LIMIT):
+                raise
+            # Not a dependency that is down (retried) but a setting NATS cannot honour.
+            raise SettingsError(
+                f"ACUVIM_DEVICE_IN_MAX_GB: NATS cannot reserve {config.max_bytes} bytes for "
+                f"stream {config.name} ({exc.description}); DEVICE_IN and DEVICE_OUT each "
+                "reserve it: lower it or give JetStream more storage (max_file_store)") from None
+
+
+async def _declare(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError:
+        try:
+            await js.update_stream(config)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != RETENTION_CHANGE_REFUSED:
+                raise
+            # NATS < 2.10 cannot change it in place; the services still run on the old
+            # stream, and an operator migrates it (README, Reliability).
+            log.error("stream %s keeps its old retention policy: %s (NATS >= 2.10 "
+                      "changes it in place)", config.name, exc.description)
 
 
 async def publish_fact(js: JetStreamContext, subject: str, fact: Any,
@@ -158,6 +189,7 @@ class DurableConsumer:
         self.deliver_policy = DeliverPolicy.NEW if deliver_new else DeliverPolicy.ALL
         self.ack_wait_s = ack_wait_s
         self._stopping = asyncio.Event()
+        self._pending = metrics.BUS_CONSUMER_PENDING.labels(stream=stream, consumer=durable)
 
     async def ensure(self) -> JetStreamContext.PullSubscription:
         config = ConsumerConfig(
@@ -168,9 +200,11 @@ class DurableConsumer:
             filter_subject=self.filter_subjects[0] if len(self.filter_subjects) == 1 else None,
         )
         try:
-            await self.js.add_consumer(self.stream, config)
+            info = await self.js.add_consumer(self.stream, config)
         except nats.js.errors.BadRequestError:
             log.info("consumer %s exists with another config; keeping it", self.durable)
+        else:  # the backlog a (re)started consumer faces, before its first fetch
+            self._pending.set(info.num_pending or 0)
         return await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
 
     def stop(self) -> None:
@@ -190,6 +224,8 @@ class DurableConsumer:
                     log.warning("fetch from %s failed: %s", self.durable, exc)
                     await asyncio.sleep(1.0)
                     continue
+                if msgs:  # what was left to deliver as the batch's last message left NATS
+                    self._pending.set(msgs[-1].metadata.num_pending)
                 await self._handle(msgs)
         finally:
             # A pull subscription left open makes the connection's drain wait its whole

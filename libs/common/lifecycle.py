@@ -32,6 +32,8 @@ async def retry_until_ready(what: str, attempt: Callable[[], Awaitable[T]],
     while True:
         try:
             return await attempt()
+        except SettingsError:  # a value the dependency refuses: waiting will not change it
+            raise
         except Exception as exc:
             if stopping.is_set():
                 raise

@@ -16,6 +16,11 @@ HANDLER_RETRIES = Counter(
     "acuvim_handler_retries_total", "Bus messages handed back for redelivery", ["consumer"]
 )
 DEAD_LETTERS = Counter("acuvim_dead_letters_total", "Messages moved to dead letters", ["subject"])
+BUS_CONSUMER_PENDING = Gauge(
+    "acuvim_bus_consumer_pending",
+    "Messages of its stream a durable consumer has not received yet (its lag), as of its last "
+    "fetch", ["stream", "consumer"],
+)
 RPC_REQUESTS = Counter(
     "acuvim_rpc_requests_total", "Request-reply calls served", ["operation", "outcome"]
 )

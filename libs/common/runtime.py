@@ -65,7 +65,9 @@ class Runtime:
             "NATS", lambda: bus.connect(settings.nats_url, f"acuvim-{name}"), stopping)
         js = nc.jetstream()
         await retry_until_ready("JetStream", lambda: bus.declare_streams(
-            js, subjects, settings.jetstream_replicas), stopping)
+            js, subjects, settings.jetstream_replicas,
+            device_max_age_s=settings.device_in_max_age_s,
+            device_max_bytes=settings.device_in_max_bytes), stopping)
         pool = None
         if migrations is not None:
             pool = await retry_until_ready(

@@ -7,6 +7,7 @@ line and exit code 2, so a misconfigured service never half-starts.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -20,6 +21,9 @@ T = TypeVar("T")
 
 _TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+GIB = 2**30
+# The smallest byte cap of the device streams: NATS's largest message (1 MiB) must fit.
+_MIN_STREAM_GB = 0.001
 
 
 class SettingsError(ValueError):
@@ -56,6 +60,10 @@ class Settings:
     instance_id: str = "local"
     mqtt_shared_subscriptions: bool = False
     jetstream_replicas: int = 1
+    # How much device traffic JetStream keeps on the NATS server's disk (DEVICE_IN, DEVICE_OUT):
+    # the oldest messages go first, consumed or not, once older or past the byte cap (0: none).
+    device_in_retention_hours: int = 168
+    device_in_max_gb: float = 0.0
     # Notifications (services/notify): SMTP for e-mail targets (None: e-mail rules refused).
     smtp_url: str | None = None
     smtp_sender: str = "acuvim-console@localhost"
@@ -69,6 +77,15 @@ class Settings:
     def stream_prefix(self) -> str:
         """JetStream stream names are upper-case and may not contain dots."""
         return self.bus_root.upper().replace("-", "_")
+
+    @property
+    def device_in_max_age_s(self) -> int:
+        return self.device_in_retention_hours * 3600
+
+    @property
+    def device_in_max_bytes(self) -> int:
+        """JetStream's max_bytes of the device streams; -1 is JetStream's "no limit"."""
+        return int(self.device_in_max_gb * GIB) if self.device_in_max_gb else -1
 
 
 def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
@@ -145,6 +162,13 @@ def _replicas(raw: str) -> int:
     return value
 
 
+def _stream_gb(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value < 0 or 0 < value < _MIN_STREAM_GB:
+        raise ValueError(f"expected 0 (no limit) or at least {_MIN_STREAM_GB} (GiB)")
+    return value
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -209,6 +233,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                           _matching(_SUBJECT_TOKEN, "a name of [A-Za-z0-9_-]")),
         mqtt_shared_subscriptions=_read(e, "ACUVIM_MQTT_SHARED_SUBSCRIPTIONS", "false", _bool),
         jetstream_replicas=_read(e, "ACUVIM_JETSTREAM_REPLICAS", "1", _replicas),
+        device_in_retention_hours=_read(e, "ACUVIM_DEVICE_IN_RETENTION_HOURS", "168",
+                                        _positive(int)),
+        device_in_max_gb=_read(e, "ACUVIM_DEVICE_IN_MAX_GB", "0", _stream_gb),
         smtp_url=_read(e, "ACUVIM_SMTP_URL", None, _url(("smtp", "smtps"))),
         smtp_sender=_read(e, "ACUVIM_SMTP_SENDER", "acuvim-console@localhost", s),
         notify_quiet_period_s=_read(e, "ACUVIM_NOTIFY_QUIET_PERIOD_S", "120", _positive(float)),

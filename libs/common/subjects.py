@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 # How long facts stay in the EVENTS stream (SSE resume needs at least an hour).
 EVENTS_MAX_AGE_S = 24 * 3600
-# Device input waits this long for a service that is down before JetStream drops it.
+# Device input waits this long for a service that is down before JetStream drops it (the default
+# of ACUVIM_DEVICE_IN_RETENTION_HOURS).
 DEVICE_IN_MAX_AGE_S = 7 * 24 * 3600
 
 

@@ -170,7 +170,9 @@ async def open_state(settings: Settings, stopping: asyncio.Event) -> AsyncIterat
                                  stopping)
     js = nc.jetstream()
     await retry_until_ready("JetStream", lambda: bus.declare_streams(
-            js, subjects, settings.jetstream_replicas), stopping)
+            js, subjects, settings.jetstream_replicas,
+            device_max_age_s=settings.device_in_max_age_s,
+            device_max_bytes=settings.device_in_max_bytes), stopping)
     pool = await retry_until_ready(
         "PostgreSQL", lambda: db.create_pool(settings.database_url, "gateway"), stopping)
     await db.migrate(pool, "gateway", MIGRATIONS)

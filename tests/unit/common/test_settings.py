@@ -36,10 +36,38 @@ def test_defaults_are_the_contracts() -> None:
     ("ACUVIM_BUS_ROOT", "a.b"),
     ("ACUVIM_MQTT_SHARED_SUBSCRIPTIONS", "maybe"),
     ("ACUVIM_JETSTREAM_REPLICAS", "2"),
+    ("ACUVIM_DEVICE_IN_RETENTION_HOURS", "0"),
+    ("ACUVIM_DEVICE_IN_RETENTION_HOURS", "-24"),
+    ("ACUVIM_DEVICE_IN_RETENTION_HOURS", "1.5"),
+    ("ACUVIM_DEVICE_IN_RETENTION_HOURS", "a week"),
+    ("ACUVIM_DEVICE_IN_MAX_GB", "-1"),
+    ("ACUVIM_DEVICE_IN_MAX_GB", "10GB"),
+    ("ACUVIM_DEVICE_IN_MAX_GB", "nan"),
+    ("ACUVIM_DEVICE_IN_MAX_GB", "inf"),
+    ("ACUVIM_DEVICE_IN_MAX_GB", "0.0001"),  # under NATS's largest message
 ])
 def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value})
+
+
+def test_device_streams_keep_a_week_with_no_byte_limit_by_default() -> None:
+    s = load_settings({})
+    assert (s.device_in_retention_hours, s.device_in_max_gb) == (168, 0)
+    assert s.device_in_max_age_s == 7 * 24 * 3600
+    assert s.device_in_max_bytes == -1  # JetStream's "no limit"
+
+
+@pytest.mark.parametrize(("hours", "gb", "max_age_s", "max_bytes"), [
+    ("1", "0.5", 3600, 2**29),
+    ("24", "80", 86400, 80 * 2**30),
+    ("168", "0.001", 604800, 1073741),
+    (" 48 ", "0", 172800, -1),
+])
+def test_device_stream_limits_are_read(hours: str, gb: str, max_age_s: int,
+                                       max_bytes: int) -> None:
+    s = load_settings({"ACUVIM_DEVICE_IN_RETENTION_HOURS": hours, "ACUVIM_DEVICE_IN_MAX_GB": gb})
+    assert (s.device_in_max_age_s, s.device_in_max_bytes) == (max_age_s, max_bytes)
 
 
 def test_good_values_are_typed() -> None:
