@@ -84,8 +84,9 @@ def stream_configs(subjects: Subjects, replicas: int = 1, *,
                    device_max_age_s: int = DEVICE_IN_MAX_AGE_S,
                    device_max_bytes: int = NO_LIMIT) -> list[StreamConfig]:
     """The console's streams; `replicas` > 1 on a NATS cluster (ACUVIM_JETSTREAM_REPLICAS).
-    `device_max_age_s`/`device_max_bytes` bound DEVICE_IN and DEVICE_OUT on the NATS server's
-    disk (ACUVIM_DEVICE_IN_RETENTION_HOURS, ACUVIM_DEVICE_IN_MAX_GB; -1: no byte limit)."""
+    `device_max_age_s` bounds DEVICE_IN and DEVICE_OUT on the NATS server's disk
+    (ACUVIM_DEVICE_IN_RETENTION_HOURS), `device_max_bytes` DEVICE_IN alone (ACUVIM_DEVICE_IN_MAX_GB;
+    -1: no byte limit): NATS reserves a cap up front, and DEVICE_OUT only carries commands."""
     # Device input and output keep every message for max_age, consumed or not (LIMITS), not
     # only while a consumer still owes an ack (INTEREST): NATS 2.9 recovers consumers one by
     # one after a restart and drops every message the ones recovered first had acked, also
@@ -103,8 +104,7 @@ def stream_configs(subjects: Subjects, replicas: int = 1, *,
         StreamConfig(
             name=subjects.device_out_stream, subjects=[subjects.device_out_all],
             retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
-            max_age=device_max_age_s, max_bytes=device_max_bytes, discard=DiscardPolicy.OLD,
-            duplicate_window=120,
+            max_age=device_max_age_s, discard=DiscardPolicy.OLD, duplicate_window=120,
         ),
         StreamConfig(
             name=subjects.events_stream, subjects=list(subjects.events_all),

@@ -63,8 +63,11 @@ async def test_a_changed_setting_changes_the_existing_device_streams(
 
     await start_service(settings_for(subjects, ACUVIM_DEVICE_IN_RETENTION_HOURS="2",
                                      ACUVIM_DEVICE_IN_MAX_GB="0.5"))
-    for info in await device_streams(js, subjects):
-        assert (info.config.max_age, info.config.max_bytes) == (2 * 3600, 2**29)
+    device_in, device_out = await device_streams(js, subjects)
+    assert (device_in.config.max_age, device_in.config.max_bytes) == (2 * 3600, 2**29)
+    # Commands only: bounded by age, no byte cap that NATS would reserve a second time.
+    assert (device_out.config.max_age, device_out.config.max_bytes) == (2 * 3600, -1)
+    for info in (device_in, device_out):
         assert info.config.discard == "old"
     events = await js.stream_info(subjects.events_stream)
     assert (events.config.max_age, events.config.max_bytes) == (EVENTS_MAX_AGE_S, -1)
