@@ -117,6 +117,19 @@ async def deliveries(http: httpx.AsyncClient, rule_id: str, **query: Any) -> lis
     return items
 
 
+async def settled_deliveries(http: httpx.AsyncClient, rule_id: str,
+                             **query: Any) -> list[Any]:
+    """The delivery log once no delivery is `sending`: a receiver has the request before notify
+    has written the answer's outcome."""
+    async def settled() -> list[Any]:
+        items = await deliveries(http, rule_id, **query)
+        assert all(d["status"] != "sending" for d in items), [d["status"] for d in items]
+        return items or [None]
+
+    items = await eventually(settled, what="deliveries settled")
+    return [d for d in items if d is not None]
+
+
 async def status_changed(js: JetStreamContext, console: Console, device_id: str, old: str,
                          new: str, occurred_at: float | None = None) -> None:
     fact = DeviceStatusChanged(occurred_at=occurred_at or time.time(), device_id=device_id,
