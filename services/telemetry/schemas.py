@@ -101,8 +101,6 @@ class ExportPage(msgspec.Struct, frozen=True, kw_only=True):
     csv: str
     rows: int
     next_after_ts: str | None
-    # Readings per page that fill an answer, from this page's line length (the next `limit`).
-    next_limit: int | None = None
 
 
 class ExportPlanQuery(ExportRange, frozen=True, kw_only=True):

@@ -202,12 +202,8 @@ class TelemetryService:
                                           ANSWER_BUDGET_BYTES)
         more = page.rows < page.fetched or page.fetched == q.limit
         next_after = queries.iso(page.last_ts) if page.last_ts is not None and more else None
-        # Readings that nearly fill the next answer, from this page's line length (a little
-        # room left: a half page cut by the budget costs its second half).
-        line_bytes = max(1, len(page.csv) // max(1, page.rows))
-        next_limit = max(1, min(MAX_EXPORT_PAGE_ROWS, ANSWER_BUDGET_BYTES * 9 // 10 // line_bytes))
         return ExportPage(fields=columns, header=queries.csv_header(columns), csv=page.csv,
-                          rows=page.rows, next_after_ts=next_after, next_limit=next_limit)
+                          rows=page.rows, next_after_ts=next_after)
 
     async def stats(self) -> Stats:
         messages, readings = await self.repo.rates(RATE_WINDOW_MIN)

@@ -67,7 +67,7 @@ async def export_all(service: TelemetryService, device_id: str, end: datetime, *
     while page.next_after_ts is not None:
         page = await service.export_page(ExportPageQuery(
             device_id=device_id, from_=START.timestamp(), to=end.timestamp(),
-            fields=page.fields, after_ts=page.next_after_ts, limit=page.next_limit or limit))
+            fields=page.fields, after_ts=page.next_after_ts, limit=limit))
         text, pages = text + page.csv, pages + 1
     return text, pages
 
