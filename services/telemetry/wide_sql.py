@@ -59,10 +59,13 @@ def all_hourly_wide_sql(fields: int) -> str:
 # subquery (evaluated once) runs only for the rare text that starts with or holds such a
 # character.
 _RISKY_TEXT = r"""'^[-=+@\t\r]|[",\r\n]'"""
+# A plain number after its sign (queries._PLAIN_NUMBER): a cell starting with - or + that is one
+# is left alone, by the cell rule and by the line check below alike.
+_UNSIGNED_NUMBER = r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
 _CSV_CELL = r"""CASE WHEN {v} ~ {risky} THEN
     (SELECT CASE WHEN c ~ '[",\r\n]' THEN '"' || replace(c, '"', '""') || '"' ELSE c END
      FROM (SELECT CASE WHEN {v} ~ '^[-=+@\t\r]'
-                            AND {v} !~ '^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$'
+                            AND {v} !~ '^[+-]?""" + _UNSIGNED_NUMBER + r"""$'
                        THEN '''' || {v} ELSE {v} END AS c OFFSET 0) AS n)
     ELSE coalesce({v}, '') END"""
 # A line is first written the fast way: every cell as it is, joined with commas (one `->>` per
@@ -70,7 +73,8 @@ _CSV_CELL = r"""CASE WHEN {v} ~ {risky} THEN
 # CR or LF, as many commas as between the columns (so no value holds one: strings, objects and
 # arrays with commas show there), and no cell that starts like a formula (a plain number such
 # as -12.5 passes). Nearly every line passes; the others are written again cell by cell.
-_LINE_NEEDS_CARE = r"""'(^|,)([=@\t\r]|[-+](?![0-9]+\.?[0-9]*([eE][-+]?[0-9]+)?(,|$)|\.[0-9]+([eE][-+]?[0-9]+)?(,|$)))|["\r\n]'"""  # noqa: E501
+_LINE_NEEDS_CARE = (r"""'(^|,)([=@\t\r]|[-+](?!""" + _UNSIGNED_NUMBER
+                    + r"""(,|$)))|["\r\n]'""")
 # The time of a reading: whole seconds without a fraction (nearly all), else microseconds.
 _TIME_CELL = r"""to_char(p.timestamp AT TIME ZONE 'UTC', CASE WHEN date_trunc('second',
     p.timestamp) = p.timestamp THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
