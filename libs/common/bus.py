@@ -138,8 +138,8 @@ async def declare_streams(js: JetStreamContext, subjects: Subjects, replicas: in
             # Not a dependency that is down (retried) but a setting NATS cannot honour.
             raise SettingsError(
                 f"ACUVIM_DEVICE_IN_MAX_GB: NATS cannot reserve {config.max_bytes} bytes for "
-                f"stream {config.name} ({exc.description}); DEVICE_IN and DEVICE_OUT each "
-                "reserve it: lower it or give JetStream more storage (max_file_store)") from None
+                f"stream {config.name} ({exc.description}): lower it or give JetStream more "
+                "storage (max_file_store)") from None
 
 
 async def _declare(js: JetStreamContext, config: StreamConfig) -> None:
